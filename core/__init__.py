@@ -1,0 +1,1 @@
+"""What every stage shares: config, data sources, model loading, budget, tracking, cost ledger."""
