@@ -6,3 +6,8 @@ class UserError(Exception):
     e.g. ``configs/x.yaml: data.budget: 5000 exceeds the 1200 training pairs available``."""
 
     exit_code = 2
+
+
+class DataMissing(UserError):
+    """The data a source needs is absent (no data directory, no such language folder or file). Distinct from
+    malformed data, so that a list of alternative sources can fall back to the next one."""

@@ -1,0 +1,254 @@
+"""Experiment config: a YAML file validated by pydantic before any compute, with key=value overrides.
+
+Errors name the file, the line and the field (``configs/x.yaml:12: arms.2.method: ...``), so a typo costs
+seconds, not a training run.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Literal, Optional, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from core.data.parallel import ParallelSource
+from core.errors import UserError
+from core.languages import language
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSpec(Strict):
+    name: str = Field(description="'gemma-3-270m' (packaged), 'tiny-llama' (built in-process), a local directory or a hub id")
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = "auto"
+    trust_remote_code: bool = False
+
+
+class DataSpec(Strict):
+    dir: Optional[str] = Field(None, description="data directory (UD, CLiKA); default: env YARN_DATA_DIR")
+    train: ParallelSource
+    # Tried in order: the first source whose data is present is the test set (e.g. PUD, else held-out Bible books).
+    test: list[ParallelSource] = Field(min_length=1)
+    budget: int = Field(gt=0, description="labelled training examples per direction, shared by every arm")
+    test_size: int = Field(gt=0)
+
+
+class TrainArgs(Strict):
+    epochs: float = Field(1.0, gt=0)
+    learning_rate: float = Field(2e-5, gt=0)
+    batch_size: int = Field(8, gt=0, description="per device")
+    grad_accum: int = Field(1, gt=0)
+    max_length: int = Field(256, gt=8, description="examples longer than this are rejected, never silently cut")
+    warmup_ratio: float = Field(0.0, ge=0, lt=1)
+    logging_steps: int = Field(5, gt=0)
+
+
+class BaseArm(Strict):
+    method: Literal["base"]
+    name: str = "base"
+
+
+class SftArm(TrainArgs):
+    method: Literal["sft"]
+    name: str = "sft"
+
+
+class LoraArm(TrainArgs):
+    method: Literal["lora"]
+    name: str = "lora"
+    learning_rate: float = Field(2e-4, gt=0)
+    r: int = Field(16, gt=0)
+    alpha: int = Field(32, gt=0)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: Union[str, list[str]] = "all-linear"
+
+
+class PrettyArm(Strict):
+    method: Literal["pretty"]
+    name: str = ""
+    prior: Literal["sft", "lora", "frequent", "oracle"]
+    k: int = Field(ge=0)
+    from_arm: Optional[str] = Field(None, description="training arm whose checkpoint gives the prior (sft/lora priors)")
+
+    @model_validator(mode="after")
+    def _defaults(self) -> "PrettyArm":
+        if not self.name:
+            self.name = f"pretty-{self.prior}-k{self.k}"
+        if self.prior in ("sft", "lora") and self.from_arm is None:
+            self.from_arm = self.prior
+        return self
+
+
+Arm = Annotated[Union[BaseArm, SftArm, LoraArm, PrettyArm], Field(discriminator="method")]
+TRAINED = ("sft", "lora")
+
+
+class DeepSpeedSpec(Strict):
+    config: str = "configs/deepspeed/zero2.json"
+    num_gpus: int = Field(1, gt=0, description="ranks per node; CPU ranks when no GPU is present")
+    master_port: int = 29512
+
+    def path(self) -> Path:
+        """Relative DeepSpeed config paths are relative to the repository root."""
+        p = Path(self.config)
+        return p if p.is_absolute() else REPO / p
+
+
+class EvalSpec(Strict):
+    batch_size: int = Field(8, gt=0)
+    max_new_tokens: int = Field(96, gt=0)
+    samples: int = Field(5, ge=0, description="sample outputs kept in each result record")
+
+
+class WandbSpec(Strict):
+    project: str = "yarn"
+    entity: Optional[str] = None
+    mode: Literal["auto", "online", "offline", "disabled"] = Field(
+        "auto", description="auto: online when an API key is configured, else offline; never prompts")
+
+
+class ExperimentConfig(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    seed: int = 0
+    model: ModelSpec
+    directions: list[str] = Field(min_length=1, description="translation directions, e.g. ['en-de']")
+    data: DataSpec
+    arms: list[Arm] = Field(min_length=1)
+    deepspeed: DeepSpeedSpec = DeepSpeedSpec()
+    eval: EvalSpec = EvalSpec()
+    wandb: WandbSpec = WandbSpec()
+    output_dir: str = "runs"
+
+    @field_validator("directions")
+    @classmethod
+    def _directions(cls, v: list[str]) -> list[str]:
+        for d in v:
+            parts = d.split("-")
+            if len(parts) != 2 or parts[0] == parts[1]:
+                raise ValueError(f"direction {d!r} must look like 'en-de'")
+            for code in parts:
+                try:
+                    language(code)
+                except UserError as e:
+                    raise ValueError(str(e)) from None
+        return v
+
+    @model_validator(mode="after")
+    def _arms(self) -> "ExperimentConfig":
+        names = [a.name for a in self.arms]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise ValueError(f"arm names must be unique, repeated: {sorted(dupes)}")
+        by_name = {a.name: a for a in self.arms}
+        for a in self.arms:
+            if isinstance(a, PrettyArm) and a.from_arm is not None:
+                src = by_name.get(a.from_arm)
+                if src is None or src.method not in TRAINED:
+                    raise ValueError(f"arm {a.name!r}: from_arm {a.from_arm!r} is not a training arm of this experiment")
+        return self
+
+    def arm(self, name: str):
+        for a in self.arms:
+            if a.name == name:
+                return a
+        raise UserError(f"no arm named {name!r} (arms: {', '.join(a.name for a in self.arms)})")
+
+    def trained_arms(self) -> list:
+        return [a for a in self.arms if a.method in TRAINED]
+
+    def hash(self) -> str:
+        """Identity of an experiment: everything that changes results (not where they go or how they are logged)."""
+        d = self.model_dump(mode="json", exclude={"output_dir", "wandb"})
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _set_path(tree: dict, dotted: str, value) -> None:
+    node = tree
+    keys = dotted.split(".")
+    for key in keys[:-1]:
+        if isinstance(node, list):
+            node = node[_index(node, key, dotted)]
+        else:
+            node = node.setdefault(key, {})
+    last = keys[-1]
+    if isinstance(node, list):
+        node[_index(node, last, dotted)] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise UserError(f"override {dotted!r}: {'.'.join(keys[:-1])} is not a mapping")
+
+
+def _index(node: list, key: str, dotted: str) -> int:
+    if not key.isdigit() or int(key) >= len(node):
+        raise UserError(f"override {dotted!r}: {key!r} is not an index of a {len(node)}-item list")
+    return int(key)
+
+
+def apply_overrides(tree: dict, overrides: list[str]) -> dict:
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"override {item!r} must look like key=value (e.g. data.budget=64)")
+        _set_path(tree, key.strip(), yaml.safe_load(raw))
+    return tree
+
+
+def _line_of(path: Path, loc: tuple) -> Optional[int]:
+    """Line in the YAML file of the deepest existing node on `loc`, for error messages."""
+    try:
+        node = yaml.compose(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError:
+        return None
+    line = None
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = [(k, v) for k, v in node.value if k.value == str(key)]
+            if not match:
+                break
+            line, node = match[0][0].start_mark.line + 1, match[0][1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+_UNION_TAGS = {"base", "sft", "lora", "pretty", "bible", "pud", "file", "hub"}
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> ExperimentConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: config file not found")
+    try:
+        tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise UserError(f"{where}: invalid YAML ({getattr(e, 'problem', e)})") from None
+    if not isinstance(tree, dict):
+        raise UserError(f"{path}: expected a mapping at the top level")
+    apply_overrides(tree, list(overrides))
+    try:
+        return ExperimentConfig.model_validate(tree)
+    except ValidationError as e:
+        err = e.errors()[0]
+        # pydantic puts the union tag ('sft', 'bible'...) into the location; the user never wrote it
+        loc = tuple(p for i, p in enumerate(err["loc"]) if not (p in _UNION_TAGS and i < len(err["loc"]) - 1))
+        field = ".".join(str(p) for p in loc) or "(top level)"
+        line = _line_of(path, loc)
+        where = f"{path}:{line}" if line else str(path)
+        more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
+        raise UserError(f"{where}: {field}: {err['msg']}{more}") from None
+
+
+def dump_config(cfg: ExperimentConfig) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True)

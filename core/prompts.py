@@ -1,0 +1,20 @@
+"""Task prompts. The completion starts with a space so that the first answer token is the same piece
+('▁Das', 'ĠDas') whether the answer is trained on, forced as a prior, or generated."""
+from __future__ import annotations
+
+from core.languages import language
+
+
+def translation_prompt(src_text: str, src: str, tgt: str) -> str:
+    """ALMA's prompt (Xu et al., 2024)."""
+    s, t = language(src).name, language(tgt).name
+    return f"Translate this from {s} into {t}:\n{s}: {src_text}\n{t}:"
+
+
+def translation_completion(tgt_text: str) -> str:
+    return " " + tgt_text
+
+
+def first_line(text: str) -> str:
+    """Generated answers end at the first newline: a base model goes on with 'English: ...' otherwise."""
+    return text.split("\n", 1)[0].strip()

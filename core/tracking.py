@@ -1,0 +1,58 @@
+"""Weights & Biases runs: settings come from the config, offline when no API key is set, never a prompt."""
+from __future__ import annotations
+
+import netrc
+import os
+from pathlib import Path
+
+from core.config import ExperimentConfig
+
+
+def _has_api_key() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        return netrc.netrc().authenticators("api.wandb.ai") is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+def wandb_mode(cfg: ExperimentConfig) -> str:
+    if cfg.wandb.mode == "auto":
+        return "online" if _has_api_key() else "offline"
+    return cfg.wandb.mode
+
+
+def wandb_env(cfg: ExperimentConfig, run_dir: Path, name: str, job_type: str) -> dict[str, str]:
+    """Environment for a W&B run made by a child process (the HF Trainer's W&B callback reads these).
+    The run id is fixed by experiment, config hash, arm and job, so a restarted job resumes into the same run."""
+    env = {
+        "WANDB_PROJECT": cfg.wandb.project,
+        "WANDB_RUN_GROUP": cfg.name,
+        "WANDB_NAME": name,
+        "WANDB_JOB_TYPE": job_type,
+        "WANDB_MODE": wandb_mode(cfg),
+        "WANDB_DIR": str(run_dir),
+        "WANDB_RUN_ID": run_id(cfg, name, job_type),
+        "WANDB_RESUME": "allow",
+        "WANDB_SILENT": "true",
+        "WANDB_DISABLE_GIT": "true",
+    }
+    if cfg.wandb.entity:
+        env["WANDB_ENTITY"] = cfg.wandb.entity
+    return env
+
+
+def run_id(cfg: ExperimentConfig, name: str, job_type: str) -> str:
+    return f"{cfg.name}-{name}-{job_type}-{cfg.hash()[:8]}".replace(".", "_")
+
+
+def init_run(cfg: ExperimentConfig, run_dir: Path, name: str, job_type: str, config: dict | None = None):
+    """A W&B run in this process (evaluation, report)."""
+    os.environ.update(wandb_env(cfg, run_dir, name, job_type))
+    import wandb
+
+    return wandb.init(project=cfg.wandb.project, entity=cfg.wandb.entity, group=cfg.name, name=name,
+                      job_type=job_type, mode=wandb_mode(cfg), dir=str(run_dir), id=run_id(cfg, name, job_type),
+                      resume="allow", config=config or cfg.model_dump(mode="json"),
+                      settings=wandb.Settings(silent=True, console="off"))

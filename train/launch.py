@@ -1,0 +1,49 @@
+"""Training stage: each training arm as its own process, started by the real DeepSpeed launcher.
+
+An arm whose `checkpoints/<arm>/train.json` exists is complete and is not trained again.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from core.config import ExperimentConfig
+from core.tracking import wandb_env
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def command(cfg: ExperimentConfig, run_dir: Path, arm_name: str) -> list[str]:
+    launcher = Path(sys.executable).with_name("deepspeed")
+    return [str(launcher), "--num_gpus", str(cfg.deepspeed.num_gpus), "--master_port", str(cfg.deepspeed.master_port),
+            str(REPO / "train" / "run.py"), "--run-dir", str(run_dir), "--arm", arm_name]
+
+
+def environment(cfg: ExperimentConfig, run_dir: Path, arm_name: str) -> dict[str, str]:
+    env = dict(os.environ) | wandb_env(cfg, run_dir, arm_name, "train")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    if not torch.cuda.is_available():
+        # CPU ranks share the cores; oversubscribed threads make every rank slower.
+        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // cfg.deepspeed.num_gpus)))
+    return env
+
+
+def train_arms(cfg: ExperimentConfig, run_dir: Path, arm_names: list[str] | None = None) -> None:
+    arms = [cfg.arm(n) for n in arm_names] if arm_names else cfg.trained_arms()
+    for arm in arms:
+        if arm.method not in ("sft", "lora"):
+            continue
+        if (run_dir / "checkpoints" / arm.name / "train.json").is_file():
+            print(f"[train] {arm.name}: complete checkpoint found, not retrained", flush=True)
+            continue
+        cmd = command(cfg, run_dir, arm.name)
+        print("[train] " + " ".join(cmd), flush=True)
+        proc = subprocess.run(cmd, env=environment(cfg, run_dir, arm.name), cwd=REPO)
+        if proc.returncode != 0:
+            raise RuntimeError(f"training arm {arm.name!r} failed (exit {proc.returncode}); see the log above")
+        if not (run_dir / "checkpoints" / arm.name / "train.json").is_file():
+            raise RuntimeError(f"training arm {arm.name!r} exited without a checked checkpoint")

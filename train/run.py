@@ -1,0 +1,60 @@
+"""One training arm, as started by the DeepSpeed launcher:
+
+    deepspeed --num_gpus 2 train/run.py --run-dir runs/demo --arm sft
+
+Reads the run directory's resolved config and budgeted data (written by `./launch.sh run`), trains, saves
+`checkpoints/<arm>/model`, checks it, and writes `checkpoints/<arm>/train.json` (the cost ledger) last:
+its presence marks a complete checkpoint.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the launcher runs this file as a script
+
+from core.config import load_config  # noqa: E402
+from core.io import atomic_write_json, hash_weights  # noqa: E402
+from core.models import resolve  # noqa: E402
+from train import checks, sft  # noqa: E402
+
+METHODS = {"sft": sft.train, "lora": sft.train}
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run-dir", required=True, type=Path, help="run directory prepared by ./launch.sh run")
+    p.add_argument("--arm", required=True, help="name of a training arm in the run's config")
+    p.add_argument("--local_rank", type=int, default=-1, help=argparse.SUPPRESS)  # passed by the deepspeed launcher
+    args = p.parse_args(argv)
+
+    cfg = load_config(args.run_dir / "config.yaml")
+    arm = cfg.arm(args.arm)
+    model_path = resolve(cfg.model.name)
+    out = args.run_dir / "checkpoints" / arm.name
+    cost = METHODS[arm.method](cfg, arm, args.run_dir, model_path, out)
+
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    # The checks load models on rank 0 alone: ZeRO-3's partitioned loading must be off by then.
+    from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+    unset_hf_deepspeed_config()
+    model_dir = out / "model"
+    check = (checks.check_adapter if arm.method == "lora" else checks.check_full)(model_dir, model_path)
+    print(f"[{arm.name}] checkpoint check passed: {check}", flush=True)
+    atomic_write_json(out / "train.json", {
+        "arm": arm.name, "method": arm.method, "base_model": model_path, "model_dir": str(model_dir),
+        "weights_sha256": hash_weights(model_dir), "config_hash": cfg.hash(), "check": check,
+        "cost": cost.as_dict(),
+    })
+    import wandb
+
+    if wandb.run is not None:
+        wandb.finish()
+
+
+if __name__ == "__main__":
+    main()
