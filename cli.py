@@ -3,6 +3,7 @@
   ./launch.sh                               set up, then run configs/experiments/demo.yaml
   ./launch.sh run CONFIG [key=value ...]    run an experiment: prepare -> train (DeepSpeed) -> eval -> report
   ./launch.sh report RUN_DIR                rebuild the report from RUN_DIR/results.jsonl alone
+  ./launch.sh analyze --run-dir RUN_DIR     base-vs-aligned token distribution shift (see analyze --help)
   ./launch.sh test                          set up, run the test suite
 
 Runs are written to <output_dir>/<name>/ (default runs/<name>/): config.yaml, data/, checkpoints/,
@@ -67,6 +68,11 @@ def cmd_report(args) -> None:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["analyze"]:  # its own argument parser
+        from align.analyze import main as analyze
+
+        return analyze(argv[1:])
     p = argparse.ArgumentParser(prog="./launch.sh", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="verb", required=True)
     r = sub.add_parser("run", help="run an experiment config", description="Run an experiment: prepare the data, "
@@ -79,6 +85,8 @@ def main(argv=None) -> int:
     rep = sub.add_parser("report", help="rebuild the report of a run directory from its results.jsonl")
     rep.add_argument("run_dir")
     rep.set_defaults(func=cmd_report)
+    sub.add_parser("analyze", help="token distribution shift of an aligned checkpoint against its base model",
+                   add_help=False)
     args = p.parse_args(argv)
     try:
         args.func(args)

@@ -72,9 +72,13 @@ class LoraArm(TrainArgs):
 class PrettyArm(Strict):
     method: Literal["pretty"]
     name: str = ""
-    prior: Literal["sft", "lora", "frequent", "oracle"]
+    prior: Literal["sft", "lora", "task_model", "dictionary", "frequent", "oracle"]
     k: int = Field(ge=0)
     from_arm: Optional[str] = Field(None, description="training arm whose checkpoint gives the prior (sft/lora priors)")
+    task_model: Optional[str] = Field(None, description="task_model prior: any other model or checkpoint directory")
+    dictionary_path: Optional[str] = Field(None, description="dictionary prior: TSV or FreeDict TEI file; "
+                                           "default: a lexicon induced from the budget's own pairs")
+    n_words: int = Field(1, ge=1, description="dictionary prior: translate the first n content words")
 
     @model_validator(mode="after")
     def _defaults(self) -> "PrettyArm":
@@ -82,6 +86,8 @@ class PrettyArm(Strict):
             self.name = f"pretty-{self.prior}-k{self.k}"
         if self.prior in ("sft", "lora") and self.from_arm is None:
             self.from_arm = self.prior
+        if (self.prior == "task_model") != (self.task_model is not None):
+            raise ValueError("task_model is required by, and only used by, prior: task_model")
         return self
 
 

@@ -94,7 +94,7 @@ class Evaluator:
             model, tok, weights, cost = self._load_trained(arm.name)
         elif isinstance(arm, PrettyArm):
             model, tok = self.base_model, self.tok
-            model_priors = self._priors(arm, direction, prompts, refs)
+            model_priors = self._priors(arm, direction, items)
             cost = model_priors.cost
             weights = _weights(self.base_path, prior=model_priors.weights)
             prior = {"source": arm.prior, "k": arm.k, "from_arm": arm.from_arm, "note": model_priors.note}
@@ -130,14 +130,23 @@ class Evaluator:
                 return False
         return True
 
-    def _priors(self, arm: PrettyArm, direction: str, prompts: list[str], refs: list[str]) -> prior_sources.Priors:
-        train_targets = [r["tgt"] for r in self.train if r["direction"] == direction]
-        kwargs = {"prompts": prompts, "train_targets": train_targets, "batch_size": self.cfg.eval.batch_size}
+    def _priors(self, arm: PrettyArm, direction: str, items: list[dict]) -> prior_sources.Priors:
+        train = [r for r in self.train if r["direction"] == direction]
+        kwargs = {"prompts": [r["prompt"] for r in items], "sources": [r["src"] for r in items],
+                  "src_lang": direction.split("-")[0], "train_targets": [r["tgt"] for r in train],
+                  "train_pairs": [(r["src"], r["tgt"]) for r in train], "batch_size": self.cfg.eval.batch_size,
+                  "dictionary_path": arm.dictionary_path, "n_words": arm.n_words}
         if arm.prior in ("sft", "lora"):
             rec = _train_record(self.run_dir, arm.from_arm)
             kwargs |= {"train_cost": Cost.from_dict(rec["cost"]), "weights": _weights(rec["model_dir"]),
                        "model_loader": lambda: self._load_trained(arm.from_arm)[:2]}
-        return prior_sources.SOURCES[arm.prior](self.tok, refs, arm.k, **kwargs)
+        elif arm.prior == "task_model":
+            path = resolve(arm.task_model)
+            # an outside model's training cost is not known here: it is charged as zero, and the report says so
+            kwargs |= {"train_cost": Cost(), "weights": _weights(path) if Path(path).is_dir() else {"path": path},
+                       "model_loader": lambda: (load_model(path, self.cfg.model.dtype, self.cfg.model.trust_remote_code),
+                                                load_tokenizer(path, self.cfg.model.trust_remote_code))}
+        return prior_sources.SOURCES[arm.prior](self.tok, [r["tgt"] for r in items], arm.k, **kwargs)
 
     def _log(self, arm, direction: str, record: dict, items: list[dict], gens) -> None:
         if self.cfg.wandb.mode == "disabled":

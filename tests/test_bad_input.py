@@ -47,7 +47,8 @@ def test_unwritable_output_dir(tmp_path, capsys):
     assert code == 2 and "output_dir" in err
 
 
-def test_missing_test_data_falls_back_but_explicit_missing_data_fails(tmp_path, capsys):
+def test_missing_test_data_falls_back_but_explicit_missing_data_fails(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("YARN_DATA_DIR", raising=False)
     # PUD needs the data directory; with none, the demo's test list falls back to held-out Bible books ...
     code, _ = run_cli(capsys, f"output_dir={tmp_path}/runs", "data.test=[{source: pud}, {source: bible}]")
     assert code == 0

@@ -18,6 +18,16 @@ from core.ledger import Cost, peak_memory_mb, training_flops
 from core.models import count_parameters, load_tokenizer, torch_dtype
 
 
+def _score_completion_positions_only() -> None:
+    """TRL's fused LM head scores only the label positions on CUDA, but every position elsewhere (to keep tile
+    shapes fixed for compilers). On CPU, nothing recompiles, and projecting prompt and padding positions onto a
+    262k vocabulary is most of the step: score the completion tokens alone, as on CUDA."""
+    import trl.trainer.utils as trl_utils
+
+    gpu_rule = trl_utils._use_triton
+    trl_utils._use_triton = lambda device: device.type == "cpu" or gpu_rule(device)
+
+
 def lora_config(arm: LoraArm):
     from peft import LoraConfig
 
@@ -46,6 +56,7 @@ def train(cfg: ExperimentConfig, arm: SftArm | LoraArm, run_dir: Path, model_pat
         max_length=arm.max_length,
         completion_only_loss=True,
         packing=False,
+        train_sampling_strategy="group_by_length",  # batches of similar length: a third less padding here
         seed=cfg.seed,
         data_seed=cfg.seed,
         deepspeed=json.loads(cfg.deepspeed.path().read_text()),
@@ -60,6 +71,7 @@ def train(cfg: ExperimentConfig, arm: SftArm | LoraArm, run_dir: Path, model_pat
     )
     import deepspeed
 
+    _score_completion_positions_only()
     deepspeed.init_distributed()  # before loading: ZeRO-3 partitions the weights across ranks while they load
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype, trust_remote_code=cfg.model.trust_remote_code)
     n_params = count_parameters(model)

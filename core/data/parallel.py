@@ -68,7 +68,6 @@ class FileSource(BaseModel):
     model_config = ConfigDict(extra="forbid")
     source: Literal["file"]
     path: str   # relative paths resolve against the config file's directory
-    split: Optional[Split] = None   # which split the config means this file for; load_pairs serves any
 
 
 class HubSource(BaseModel):
@@ -93,8 +92,8 @@ ParallelSource = Annotated[Union[BibleSource, PudSource, FileSource, HubSource],
 
 def load_pairs(source: ParallelSource, src_lang: str, tgt_lang: str, split: Split,
                data_dir: Path | None, base_dir: Path | None = None) -> list[Pair]:
-    """The pairs of ``split`` in a deterministic order. ``data_dir`` holds shared data (PUD; falls back to
-    $YARN_DATA_DIR); ``base_dir`` is where a file source's relative path starts (the config's directory)."""
+    """The pairs of ``split`` in a deterministic order. ``data_dir`` holds shared data (PUD);
+    ``base_dir`` is where a file source's relative path starts (the config's directory)."""
     if split not in get_args(Split):
         raise ValueError(f"split must be one of {get_args(Split)}, got {split!r}")
     language(src_lang), language(tgt_lang)   # unknown codes fail here, listing the known ones

@@ -4,7 +4,6 @@ Read from ``<data_dir>/ud/UD_<Language>-PUD/*.conllu``; sentences pair up by the
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import conllu
@@ -20,7 +19,6 @@ def load(src_lang: str, tgt_lang: str, split: Split, data_dir: Path | None) -> l
     if split != "test":
         raise UserError(f"pud source: PUD is test data only (1,000 sentences), not {split!r}; "
                         "use another source for training")
-    data_dir = data_dir or os.environ.get("YARN_DATA_DIR")
     if not data_dir:
         raise DataMissing(f"pud source: no data directory given; {_HOW}")
     src, tgt = _sentences(Path(data_dir), src_lang), _sentences(Path(data_dir), tgt_lang)
