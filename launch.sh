@@ -4,6 +4,7 @@
 #   ./launch.sh test [pytest args]           run the test suite
 #   ./launch.sh run CONFIG [key=value ...]   run an experiment
 #   ./launch.sh report RUN_DIR               rebuild a run's report
+#   ./launch.sh bench NAME [args]            run bench/NAME.py (speed against a baseline, printed as ratios)
 #   ./launch.sh --help
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -32,12 +33,13 @@ export HF_HUB_DISABLE_TELEMETRY=1
 case "${1:-}" in
   -h|--help|help)
     if [[ -x "$VENV/bin/python" ]]; then exec "$VENV/bin/python" cli.py --help; fi
-    sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 esac
 
 setup
 case "${1:-}" in
   "")    exec "$VENV/bin/python" cli.py run configs/experiments/demo.yaml ;;
   test)  shift; exec "$VENV/bin/python" -m pytest "$@" ;;
+  bench) shift; name=${1:?usage: ./launch.sh bench NAME [args]}; shift; exec "$VENV/bin/python" "bench/$name.py" "$@" ;;
   *)     exec "$VENV/bin/python" cli.py "$@" ;;
 esac

@@ -32,11 +32,66 @@ class ModelSpec(Strict):
 
 class DataSpec(Strict):
     dir: Optional[str] = Field(None, description="data directory (UD, CLiKA); default: env YARN_DATA_DIR")
+    budget: int = Field(gt=0, description="labelled training examples per task direction, shared by every arm")
+    test_size: int = Field(gt=0, description="test items per task direction")
+
+
+def _check_language(code: str) -> str:
+    try:
+        return language(code).code
+    except UserError as e:
+        raise ValueError(str(e)) from None
+
+
+def _check_direction(d: str) -> str:
+    parts = d.split("-")
+    if len(parts) != 2 or parts[0] == parts[1]:
+        raise ValueError(f"direction {d!r} must look like 'en-de'")
+    for code in parts:
+        _check_language(code)
+    return d
+
+
+class MtTask(Strict):
+    """Machine translation: one budget of parallel pairs per direction."""
+    directions: list[str] = Field(min_length=1, description="e.g. ['en-de', 'en-fr']")
     train: ParallelSource
     # Tried in order: the first source whose data is present is the test set (e.g. PUD, else held-out Bible books).
     test: list[ParallelSource] = Field(min_length=1)
-    budget: int = Field(gt=0, description="labelled training examples per direction, shared by every arm")
-    test_size: int = Field(gt=0)
+
+    @field_validator("directions")
+    @classmethod
+    def _directions(cls, v: list[str]) -> list[str]:
+        return [_check_direction(d) for d in v]
+
+
+class PosTask(Strict):
+    """Cross-lingual POS tagging (XGLUE-style): trained on English UD EWT, tested zero-shot on UD PUD."""
+    test_langs: list[str] = Field(min_length=1, description="PUD languages, e.g. ['de', 'fr']")
+
+    @field_validator("test_langs")
+    @classmethod
+    def _langs(cls, v: list[str]) -> list[str]:
+        return [_check_language(lang) for lang in v]
+
+    @property
+    def directions(self) -> list[str]:
+        return [f"en-{lang}" for lang in self.test_langs]
+
+
+class Tasks(Strict):
+    mt: Optional[MtTask] = None
+    pos: Optional[PosTask] = None
+
+    @model_validator(mode="after")
+    def _some(self) -> "Tasks":
+        if not self.units():
+            raise ValueError("name at least one task (mt, pos)")
+        return self
+
+    def units(self) -> list[tuple[str, str]]:
+        """Every (task, direction) an arm is evaluated on."""
+        return [(name, d) for name in ("mt", "pos") if (t := getattr(self, name)) for d in t.directions]
 
 
 class TrainArgs(Strict):
@@ -108,7 +163,8 @@ class DeepSpeedSpec(Strict):
 
 class EvalSpec(Strict):
     batch_size: int = Field(8, gt=0)
-    max_new_tokens: int = Field(96, gt=0)
+    max_new_tokens: int = Field(96, gt=0, description="translation")
+    pos_max_new_tokens: int = Field(160, gt=0, description="POS tagging: about two tokens per tag")
     samples: int = Field(5, ge=0, description="sample outputs kept in each result record")
 
 
@@ -123,27 +179,13 @@ class ExperimentConfig(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     seed: int = 0
     model: ModelSpec
-    directions: list[str] = Field(min_length=1, description="translation directions, e.g. ['en-de']")
+    tasks: Tasks
     data: DataSpec
     arms: list[Arm] = Field(min_length=1)
     deepspeed: DeepSpeedSpec = DeepSpeedSpec()
     eval: EvalSpec = EvalSpec()
     wandb: WandbSpec = WandbSpec()
     output_dir: str = "runs"
-
-    @field_validator("directions")
-    @classmethod
-    def _directions(cls, v: list[str]) -> list[str]:
-        for d in v:
-            parts = d.split("-")
-            if len(parts) != 2 or parts[0] == parts[1]:
-                raise ValueError(f"direction {d!r} must look like 'en-de'")
-            for code in parts:
-                try:
-                    language(code)
-                except UserError as e:
-                    raise ValueError(str(e)) from None
-        return v
 
     @model_validator(mode="after")
     def _arms(self) -> "ExperimentConfig":

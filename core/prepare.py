@@ -8,13 +8,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from core.config import ExperimentConfig, dump_config
+from core.config import ExperimentConfig, MtTask, dump_config
 from core.data.budget import check_disjoint, select
 from core.data.parallel import Pair, load_pairs
+from core.data.ud import TaggedSentence, load_tagged
 from core.errors import DataMissing, UserError
 from core.io import atomic_write_json, atomic_write_jsonl, atomic_write_text
 from core.models import load_tokenizer, resolve
-from core.prompts import translation_completion, translation_prompt
+from core.prompts import tagging_completion, tagging_prompt, translation_completion, translation_prompt
 
 
 def data_dir(cfg: ExperimentConfig) -> Path | None:
@@ -39,21 +40,64 @@ def _check_writable(directory: Path) -> None:
         raise UserError(f"output_dir: {existing} is not a writable directory")
 
 
-def _rows(pairs: list[Pair], src: str, tgt: str) -> list[dict]:
-    return [{"id": p.id, "direction": f"{src}-{tgt}", "src_lang": src, "tgt_lang": tgt, "src": p.src, "tgt": p.tgt,
-             "prompt": translation_prompt(p.src, src, tgt), "completion": translation_completion(p.tgt)}
-            for p in pairs]
+def _mt_rows(pairs: list[Pair], src: str, tgt: str) -> list[dict]:
+    return [{"id": p.id, "task": "mt", "direction": f"{src}-{tgt}", "src_lang": src, "tgt_lang": tgt,
+             "src": p.src, "tgt": p.tgt, "prompt": translation_prompt(p.src, src, tgt),
+             "completion": translation_completion(p.tgt)} for p in pairs]
 
 
-def _test_pairs(cfg: ExperimentConfig, src: str, tgt: str, ddir: Path | None, base_dir: Path) -> tuple[list[Pair], str]:
+def _pos_rows(sentences: list[TaggedSentence], direction: str) -> list[dict]:
+    src, _, tgt = direction.partition("-")  # training rows: "en", no target language
+    return [{"id": s.id, "task": "pos", "direction": direction, "src_lang": src, "tgt_lang": tgt,
+             "src": " ".join(s.words), "tgt": " ".join(s.tags), "words": list(s.words), "tags": list(s.tags),
+             "prompt": tagging_prompt(s.words), "completion": tagging_completion(s.tags)} for s in sentences]
+
+
+def _test_pairs(task: MtTask, src: str, tgt: str, ddir: Path | None, base_dir: Path) -> tuple[list[Pair], str]:
     """The first test source whose data is present (e.g. PUD, else held-out Bible books)."""
     missing = []
-    for source in cfg.data.test:
+    for source in task.test:
         try:
             return load_pairs(source, src, tgt, "test", ddir, base_dir), source.source
         except DataMissing as e:
             missing.append(str(e))
     raise UserError(missing[0] if len(missing) == 1 else "no test source has data: " + " | ".join(missing))
+
+
+def _mt(cfg: ExperimentConfig, ddir: Path | None, base_dir: Path, train_rows, test_rows, manifest) -> None:
+    task = cfg.tasks.mt
+    for direction in task.directions:
+        src, tgt = direction.split("-")
+        try:
+            train_all = load_pairs(task.train, src, tgt, "train", ddir, base_dir)
+        except DataMissing as e:
+            raise UserError(str(e)) from None
+        test_all, test_source = _test_pairs(task, src, tgt, ddir, base_dir)
+        train = select(train_all, cfg.data.budget, cfg.seed, f"data.budget (mt {direction} training pairs)")
+        test = select(test_all, cfg.data.test_size, cfg.seed, f"data.test_size (mt {direction} {test_source} pairs)")
+        check_disjoint(train, test)
+        train_rows += _mt_rows(train, src, tgt)
+        test_rows += _mt_rows(test, src, tgt)
+        manifest[f"mt {direction}"] = {"train_source": task.train.source, "train_available": len(train_all),
+                                       "train_used": len(train), "test_source": test_source,
+                                       "test_available": len(test_all), "test_used": len(test)}
+
+
+def _pos(cfg: ExperimentConfig, ddir: Path | None, train_rows, test_rows, manifest) -> None:
+    """One English EWT training budget serves every test language: the transfer is zero-shot."""
+    try:
+        train_all = load_tagged("en", "train", ddir)
+        train = select(train_all, cfg.data.budget, cfg.seed, "data.budget (pos EWT training sentences)")
+        train_rows += _pos_rows(train, "en")
+        for direction in cfg.tasks.pos.directions:
+            test_all = load_tagged(direction.split("-")[1], "test", ddir)
+            test = select(test_all, cfg.data.test_size, cfg.seed, f"data.test_size (pos {direction} PUD sentences)")
+            test_rows += _pos_rows(test, direction)
+            manifest[f"pos {direction}"] = {"train_source": "ud-ewt", "train_available": len(train_all),
+                                            "train_used": len(train), "test_source": "ud-pud",
+                                            "test_available": len(test_all), "test_used": len(test)}
+    except DataMissing as e:
+        raise UserError(str(e)) from None
 
 
 def prepare(cfg: ExperimentConfig, config_path: Path) -> Path:
@@ -69,26 +113,20 @@ def prepare(cfg: ExperimentConfig, config_path: Path) -> Path:
             raise UserError(f"{out} holds a run of a different config (hash {old.hash()} != {cfg.hash()}); "
                             f"set name=... or remove the directory")
     model_path = resolve(cfg.model.name)
+    for arm in cfg.arms:
+        if getattr(arm, "task_model", None):
+            try:
+                resolve(arm.task_model)
+            except UserError as e:
+                raise UserError(f"arms: {arm.name}: task_model: {e}") from None
     if not cfg.deepspeed.path().is_file() and cfg.trained_arms():
         raise UserError(f"deepspeed.config: {cfg.deepspeed.path()} not found")
     ddir = data_dir(cfg)
-    base_dir = config_path.resolve().parent
     train_rows, test_rows, manifest = [], [], {}
-    for direction in cfg.directions:
-        src, tgt = direction.split("-")
-        try:
-            train_all = load_pairs(cfg.data.train, src, tgt, "train", ddir, base_dir)
-        except DataMissing as e:
-            raise UserError(str(e)) from None
-        test_all, test_source = _test_pairs(cfg, src, tgt, ddir, base_dir)
-        train = select(train_all, cfg.data.budget, cfg.seed, f"data.budget ({direction} training pairs)")
-        test = select(test_all, cfg.data.test_size, cfg.seed, f"data.test_size ({direction} {test_source} test pairs)")
-        check_disjoint(train, test)
-        train_rows += _rows(train, src, tgt)
-        test_rows += _rows(test, src, tgt)
-        manifest[direction] = {"train_source": cfg.data.train.source, "train_available": len(train_all),
-                               "train_used": len(train), "test_source": test_source, "test_available": len(test_all),
-                               "test_used": len(test)}
+    if cfg.tasks.mt:
+        _mt(cfg, ddir, config_path.resolve().parent, train_rows, test_rows, manifest)
+    if cfg.tasks.pos:
+        _pos(cfg, ddir, train_rows, test_rows, manifest)
     _check_lengths(cfg, model_path, train_rows)
 
     atomic_write_jsonl(out / "data" / "train.jsonl", train_rows)

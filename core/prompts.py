@@ -2,6 +2,8 @@
 ('▁Das', 'ĠDas') whether the answer is trained on, forced as a prior, or generated."""
 from __future__ import annotations
 
+from typing import Sequence
+
 from core.languages import language
 
 
@@ -18,3 +20,16 @@ def translation_completion(tgt_text: str) -> str:
 def first_line(text: str) -> str:
     """Generated answers end at the first newline: a base model goes on with 'English: ...' otherwise."""
     return text.split("\n", 1)[0].strip()
+
+
+def tagging_prompt(words: Sequence[str]) -> str:
+    """Part-of-speech tagging, in English for every language so that the task format transfers. Words are
+    joined by " | " because a few UD words hold a space (French "25 000") and none holds a "|"."""
+    from core.data.ud import UPOS   # here, not at the top: translation-only users need not import conllu
+
+    return (f"Tag each word with its Universal Dependencies part-of-speech tag ({' '.join(UPOS)}).\n"
+            f"Words: {' | '.join(words)}\nTags:")
+
+
+def tagging_completion(tags: Sequence[str]) -> str:
+    return " " + " ".join(tags)

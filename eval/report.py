@@ -5,13 +5,11 @@ and quality_vs_cost.png (chrF against training FLOPs) into the run directory.
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
 import math
 import re
-import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable
@@ -26,9 +24,10 @@ from matplotlib.ticker import NullLocator
 from core.errors import UserError
 from core.io import atomic_write_bytes, atomic_write_text
 from core.languages import LANGUAGES
+from eval.report_priors import QUALITY, render_k_plot, render_recovery
 
 RESULTS = "results.jsonl"
-METRICS = ("bleu", "chrf", "off_target_rate")
+METRICS = ("bleu", "chrf", "off_target_rate", "upos_accuracy", "invalid_rate")
 COSTS = ("train_examples", "train_tokens", "train_flops", "train_wall_s", "train_device_s",
          "train_peak_mem_mb", "eval_wall_s", "extra_decode_steps_per_item", "extra_model_calls_per_item")
 SAMPLES_PER_ARM = 3
@@ -136,11 +135,17 @@ def _percent(v: float | None) -> str:
     return "n/a" if v is None else f"{100 * v:.1f}"
 
 
-# (header, value getter, formatter) per table column after the arm name
-COLUMNS: list[tuple[str, Callable[[Record], float | None], Callable[[float | None], str]]] = [
-    ("BLEU", lambda r: _metric(r, "bleu"), _number(".2f")),
-    ("chrF", lambda r: _metric(r, "chrf"), _number(".2f")),
-    ("off-target %", lambda r: _metric(r, "off_target_rate"), _percent),
+Column = tuple[str, Callable[[Record], float | None], Callable[[float | None], str]]
+# (header, value getter, formatter) per quality column of each task's table
+TASK_COLUMNS: dict[str, list[Column]] = {
+    "mt": [("BLEU", lambda r: _metric(r, "bleu"), _number(".2f")),
+           ("chrF", lambda r: _metric(r, "chrf"), _number(".2f")),
+           ("off-target %", lambda r: _metric(r, "off_target_rate"), _percent)],
+    "pos": [("UPOS acc %", lambda r: _metric(r, "upos_accuracy"), _percent),
+            ("invalid %", lambda r: _metric(r, "invalid_rate"), _percent)],
+}
+# ... then the cost columns, the same for every task
+COLUMNS: list[Column] = [
     ("train examples", lambda r: _cost(r, "train_examples"), _number(".0f")),
     ("train tokens", lambda r: _cost(r, "train_tokens"), _number(".0f")),
     ("train FLOPs", lambda r: _cost(r, "train_flops"), _flops),
@@ -160,11 +165,14 @@ def render_tables(records: list[Record]) -> str:
     parts = []
     for (task, src, tgt), rows in _groups(records).items():
         n_items = "/".join(_distinct(rows, "n_items")) or "?"
+        columns = TASK_COLUMNS.get(task, []) + COLUMNS
         parts.append(f"## {task}: {_direction(src, tgt)} ({n_items} items)\n")
-        parts.append("| arm | " + " | ".join(h for h, _, _ in COLUMNS) + " |")
-        parts.append("|---|" + "---:|" * len(COLUMNS))
+        parts.append("| arm | " + " | ".join(h for h, _, _ in columns) + " |")
+        parts.append("|---|" + "---:|" * len(columns))
         for r in rows:
-            parts.append(f"| {_cell(r['arm'])} | " + " | ".join(fmt(get(r)) for _, get, fmt in COLUMNS) + " |")
+            parts.append(f"| {_cell(r['arm'])} | " + " | ".join(fmt(get(r)) for _, get, fmt in columns) + " |")
+        if task != "mt":
+            continue
         signatures = []
         for name, label in (("bleu", "BLEU"), ("chrf", "chrF")):
             found = sorted({s for r in rows if (s := (r.get("signatures") or {}).get(name))})
@@ -308,7 +316,7 @@ def _flops_axis(ax: Axes, flops: list[float]) -> None:
 
 
 def render_plot(records: list[Record]) -> bytes:
-    """PNG of chrF against training FLOPs, one panel per task/direction, every point labelled with its arm."""
+    """PNG of quality (chrF, UPOS accuracy) against training FLOPs, one panel per task/direction, every point labelled with its arm."""
     groups = _groups(records)
     ncols = min(3, len(groups))
     nrows = math.ceil(len(groups) / ncols)
@@ -322,14 +330,15 @@ def render_plot(records: list[Record]) -> bytes:
     methods_seen: set[str] = set()
     to_label: list[tuple[Axes, list[tuple[float, float, str]]]] = []
     for ax, ((task, src, tgt), rows) in zip(axes.flat, groups.items()):
-        points = [(_cost(r, "train_flops"), _metric(r, "chrf"), r) for r in rows]
+        key, label, scale = QUALITY.get(task, QUALITY["mt"])
+        points = [(_cost(r, "train_flops"), _metric(r, key), r) for r in rows]
         points = [(x, y, r) for x, y, r in points if x is not None and y is not None]
         ax.set_title(f"{task}: {_direction(src, tgt)}", fontsize=11)
-        ax.set_ylabel("chrF")
+        ax.set_ylabel(label)
         ax.set_xlabel("training FLOPs")
         ax.grid(True, alpha=0.3)
         if not points:
-            ax.text(0.5, 0.5, "no arm has both chrF and train_flops", ha="center", transform=ax.transAxes)
+            ax.text(0.5, 0.5, f"no arm has both {label} and train_flops", ha="center", transform=ax.transAxes)
             continue
         for x, y, r in points:
             method = _method(r)
@@ -337,7 +346,7 @@ def render_plot(records: list[Record]) -> bytes:
             ax.scatter(x, y, s=36, color=METHOD_COLORS.get(method, "tab:purple"), zorder=3)
         _flops_axis(ax, [x for x, _, _ in points])
         ys = [y for _, y, _ in points]
-        span = max(max(ys) - min(ys), 5.0)  # a lone point or a tight cluster still gets readable ticks
+        span = max(max(ys) - min(ys), 0.05 * scale)  # a lone point or a tight cluster still gets readable ticks
         ax.set_ylim(min(ys) - 0.1 * span, max(ys) + 0.1 * span)  # _label_points raises the top as needed
         to_label.append((ax, [(x, y, r["arm"]) for x, y, r in points]))
     handles = [Line2D([], [], marker="o", ls="", color=METHOD_COLORS.get(m, "tab:purple"), label=m)
@@ -358,34 +367,20 @@ def render_plot(records: list[Record]) -> bytes:
 # ---------------------------------------------------------------- entry points
 
 def build_report(run_dir: Path) -> dict[str, Path]:
-    """Write report.md, report.csv and quality_vs_cost.png into run_dir; return their paths by kind."""
+    """Write report.md, report.csv, quality_vs_cost.png and (with PreTTY arms) quality_vs_k.png into run_dir;
+    return their paths by kind."""
     run_dir = Path(run_dir)
     records = load_results(run_dir / RESULTS)
     paths = {"md": run_dir / "report.md", "csv": run_dir / "report.csv", "png": run_dir / "quality_vs_cost.png"}
-    atomic_write_text(paths["md"], render_markdown(records, run_dir))
+    recovery = render_recovery(records)
+    markdown = render_markdown(records, run_dir)
+    if recovery:  # before the samples, next to the tables it summarises
+        markdown = markdown.replace("## Samples", recovery + "\n## Samples", 1)
+    atomic_write_text(paths["md"], markdown)
     atomic_write_text(paths["csv"], render_csv(records))
     atomic_write_bytes(paths["png"], render_plot(records))
+    k_plot = render_k_plot(records)
+    if k_plot is not None:
+        paths["k_png"] = run_dir / "quality_vs_k.png"
+        atomic_write_bytes(paths["k_png"], k_plot)
     return paths
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m eval.report",
-        description="Build the cost-versus-quality report of a run from RUN_DIR/results.jsonl alone: "
-                    "report.md (per-direction tables, sacreBLEU signatures, sample outputs), report.csv "
-                    "(one row per arm record) and quality_vs_cost.png (chrF vs training FLOPs).")
-    parser.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="run directory holding results.jsonl")
-    args = parser.parse_args(argv)
-    try:
-        paths = build_report(args.run_dir)
-        print(render_tables(load_results(args.run_dir / RESULTS)))
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return UserError.exit_code
-    for kind, path in paths.items():
-        print(f"{kind}: {path}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

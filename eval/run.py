@@ -19,6 +19,7 @@ from core.ledger import Cost
 from core.models import load_model, load_tokenizer, resolve
 from eval.generate import generate
 from eval.mt import score_translations
+from eval.pos import score_tagging
 
 
 def _weights(path: str, **extra) -> dict:
@@ -68,22 +69,25 @@ class Evaluator:
     def run(self, arm_names: list[str] | None = None) -> list[dict]:
         arms = [self.cfg.arm(n) for n in arm_names] if arm_names else self.cfg.arms
         for arm in arms:
-            for direction in self.cfg.directions:
-                self.evaluate(arm, direction)
+            for task, direction in self.cfg.tasks.units():
+                self.evaluate(arm, task, direction)
         return self.gather()
 
-    def record_path(self, arm_name: str, direction: str) -> Path:
-        return self.run_dir / "results" / f"{arm_name}.mt.{direction}.json"
+    def record_path(self, arm_name: str, task: str, direction: str) -> Path:
+        return self.run_dir / "results" / f"{arm_name}.{task}.{direction}.json"
 
-    def evaluate(self, arm, direction: str) -> dict:
-        path = self.record_path(arm.name, direction)
+    def evaluate(self, arm, task: str, direction: str) -> dict | None:
+        path = self.record_path(arm.name, task, direction)
         if path.is_file():
             old = json.loads(path.read_text())
             if old.get("config_hash") == self.cfg.hash() and self._still_current(old):
-                print(f"[eval] {arm.name} {direction}: kept {path}", flush=True)
+                print(f"[eval] {arm.name} {task} {direction}: kept {path}", flush=True)
                 return old
+        if isinstance(arm, PrettyArm) and arm.prior == "dictionary" and task != "mt":
+            print(f"[eval] {arm.name} {task} {direction}: a word dictionary gives no prior for {task}, skipped", flush=True)
+            return None
         src, tgt = direction.split("-")
-        items = [r for r in self.test if r["direction"] == direction]
+        items = [r for r in self.test if r["task"] == task and r["direction"] == direction]
         prompts = [r["prompt"] for r in items]
         refs = [r["tgt"] for r in items]
         start = time.time()
@@ -94,22 +98,22 @@ class Evaluator:
             model, tok, weights, cost = self._load_trained(arm.name)
         elif isinstance(arm, PrettyArm):
             model, tok = self.base_model, self.tok
-            model_priors = self._priors(arm, direction, items)
+            model_priors = self._priors(arm, task, direction, items)
             cost = model_priors.cost
             weights = _weights(self.base_path, prior=model_priors.weights)
             prior = {"source": arm.prior, "k": arm.k, "from_arm": arm.from_arm, "note": model_priors.note}
         else:
             raise UserError(f"arm {arm.name!r}: method {arm.method!r} has no evaluation")
-        gens = generate(model, tok, prompts, model_priors.ids if model_priors else None,
-                        max_new_tokens=self.cfg.eval.max_new_tokens, batch_size=self.cfg.eval.batch_size,
-                        desc=f"{arm.name} {direction}")
+        max_new = self.cfg.eval.max_new_tokens if task == "mt" else self.cfg.eval.pos_max_new_tokens
+        gens = generate(model, tok, prompts, model_priors.ids if model_priors else None, max_new_tokens=max_new,
+                        batch_size=self.cfg.eval.batch_size, desc=f"{arm.name} {task} {direction}")
         hyps = [g.text for g in gens]
         cost.eval_wall_s = time.time() - start
-        score = score_translations(hyps, refs, tgt)
+        score = score_translations(hyps, refs, tgt) if task == "mt" else score_tagging(hyps, [r["tags"] for r in items])
         record = {
-            "experiment": self.cfg.name, "arm": arm.name, "method": arm.method, "task": "mt", "src": src, "tgt": tgt,
-            "metrics": score["metrics"], "signatures": score["signatures"], "n_items": len(items),
-            "per_item": {"chrf": score["per_item"]["chrf"], "off_target": score["per_item"]["off_target"]},
+            "experiment": self.cfg.name, "arm": arm.name, "method": arm.method, "task": task, "src": src, "tgt": tgt,
+            "metrics": score["metrics"], "signatures": score.get("signatures", {}), "n_items": len(items),
+            "per_item": score["per_item"],
             "samples": [{"id": r["id"], "source": r["src"], "reference": r["tgt"], "output": g.text,
                          "prior": tok.decode(g.prior_ids) if g.prior_ids else ""}
                         for r, g in list(zip(items, gens))[: self.cfg.eval.samples]],
@@ -117,8 +121,8 @@ class Evaluator:
             "cost": cost.as_dict(),
         }
         atomic_write_json(path, record)
-        self._log(arm, direction, record, items, gens)
-        print(f"[eval] {arm.name} {direction}: " + ", ".join(f"{k}={v:.3g}" for k, v in score["metrics"].items()),
+        self._log(arm, task, direction, record, items, gens)
+        print(f"[eval] {arm.name} {task} {direction}: " + ", ".join(f"{k}={v:.3g}" for k, v in score["metrics"].items()),
               flush=True)
         return record
 
@@ -130,8 +134,9 @@ class Evaluator:
                 return False
         return True
 
-    def _priors(self, arm: PrettyArm, direction: str, items: list[dict]) -> prior_sources.Priors:
-        train = [r for r in self.train if r["direction"] == direction]
+    def _priors(self, arm: PrettyArm, task: str, direction: str, items: list[dict]) -> prior_sources.Priors:
+        # POS has one English training set for every test language; translation one per direction
+        train = [r for r in self.train if r["task"] == task and (task != "mt" or r["direction"] == direction)]
         kwargs = {"prompts": [r["prompt"] for r in items], "sources": [r["src"] for r in items],
                   "src_lang": direction.split("-")[0], "train_targets": [r["tgt"] for r in train],
                   "train_pairs": [(r["src"], r["tgt"]) for r in train], "batch_size": self.cfg.eval.batch_size,
@@ -148,29 +153,31 @@ class Evaluator:
                                                 load_tokenizer(path, self.cfg.model.trust_remote_code))}
         return prior_sources.SOURCES[arm.prior](self.tok, [r["tgt"] for r in items], arm.k, **kwargs)
 
-    def _log(self, arm, direction: str, record: dict, items: list[dict], gens) -> None:
+    def _log(self, arm, task: str, direction: str, record: dict, items: list[dict], gens) -> None:
         if self.cfg.wandb.mode == "disabled":
             return
         from core.tracking import init_run
         import wandb
 
-        run = init_run(self.cfg, self.run_dir, f"{arm.name}-{direction}", "eval",
-                       config={"arm": arm.model_dump(mode="json"), "direction": direction,
+        run = init_run(self.cfg, self.run_dir, f"{arm.name}-{task}-{direction}", "eval",
+                       config={"arm": arm.model_dump(mode="json"), "task": task, "direction": direction,
                                "config_hash": self.cfg.hash(), "weights": record["weights"]})
-        table = wandb.Table(columns=["id", "source", "reference", "prior", "output", "off_target"])
-        for r, g, off in zip(items, gens, record["per_item"]["off_target"]):
-            table.add_data(r["id"], r["src"], r["tgt"], self.tok.decode(g.prior_ids) if g.prior_ids else "", g.text, off)
-        run.log({f"mt/{direction}/{k}": v for k, v in record["metrics"].items()}
-                | {f"cost/{k}": v for k, v in record["cost"].items()} | {"samples": table})
-        run.summary.update({f"mt/{direction}/{k}": v for k, v in record["metrics"].items()})
+        per_item = record["per_item"]
+        table = wandb.Table(columns=["id", "source", "reference", "prior", "output", *per_item])
+        for i, (r, g) in enumerate(zip(items, gens)):
+            table.add_data(r["id"], r["src"], r["tgt"], self.tok.decode(g.prior_ids) if g.prior_ids else "", g.text,
+                           *(values[i] for values in per_item.values()))
+        metrics = {f"{task}/{direction}/{k}": v for k, v in record["metrics"].items()}
+        run.log(metrics | {f"cost/{k}": v for k, v in record["cost"].items()} | {"samples": table})
+        run.summary.update(metrics)
         run.finish()
 
     def gather(self) -> list[dict]:
         """results.jsonl = every record of this config, in config order (rewritten atomically)."""
         records = []
         for arm in self.cfg.arms:
-            for direction in self.cfg.directions:
-                path = self.record_path(arm.name, direction)
+            for task, direction in self.cfg.tasks.units():
+                path = self.record_path(arm.name, task, direction)
                 if path.is_file():
                     records.append(json.loads(path.read_text()))
         atomic_write_jsonl(self.run_dir / "results.jsonl", records)

@@ -11,7 +11,7 @@ SMOKE = str(REPO / "configs" / "experiments" / "smoke.yaml")
 
 
 def run_cli(capsys, *args):
-    code = cli.main(["run", SMOKE, "--stage", "prepare", *args])
+    code = cli.main(["run", SMOKE, *args, "--stage", "prepare"])
     err = capsys.readouterr().err.strip()
     return code, err
 
@@ -35,7 +35,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, overrides, culprit):
 def test_malformed_data_line_names_file_and_line(tmp_path, capsys):
     data = tmp_path / "pairs.tsv"
     data.write_text("Hello\tHallo\nGood morning\tGuten Morgen\nno tab here\n")
-    code, err = run_cli(capsys, f"output_dir={tmp_path}/runs", f"data.train={{source: file, path: {data}}}")
+    code, err = run_cli(capsys, f"output_dir={tmp_path}/runs", f"tasks.mt.train={{source: file, path: {data}}}")
     assert code == 2 and f"{data}:3" in err
     assert not (tmp_path / "runs").exists()
 
@@ -50,10 +50,10 @@ def test_unwritable_output_dir(tmp_path, capsys):
 def test_missing_test_data_falls_back_but_explicit_missing_data_fails(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("YARN_DATA_DIR", raising=False)
     # PUD needs the data directory; with none, the demo's test list falls back to held-out Bible books ...
-    code, _ = run_cli(capsys, f"output_dir={tmp_path}/runs", "data.test=[{source: pud}, {source: bible}]")
+    code, _ = run_cli(capsys, f"output_dir={tmp_path}/runs", "tasks.mt.test=[{source: pud}, {source: bible}]")
     assert code == 0
     # ... but a run that names only PUD says what is missing.
-    code, err = run_cli(capsys, f"output_dir={tmp_path}/runs2", "name=pud-only", "data.test=[{source: pud}]",
+    code, err = run_cli(capsys, f"output_dir={tmp_path}/runs2", "name=pud-only", "tasks.mt.test=[{source: pud}]",
                         "data.dir=null")
     assert code == 2 and "YARN_DATA_DIR" in err
 

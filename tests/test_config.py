@@ -18,7 +18,7 @@ def write(tmp_path, text: str) -> Path:
 def test_shipped_configs_validate():
     for path in (REPO / "configs" / "experiments").glob("*.yaml"):
         cfg = load_config(path)
-        assert cfg.arms and cfg.directions
+        assert cfg.arms and cfg.tasks.units()
 
 
 def test_pretty_arm_names_and_prior_arm_default():
@@ -56,7 +56,9 @@ def test_overrides_apply_and_change_the_hash():
     ("data.budgt=5", "data.budgt"),
     ("arms.9.k=1", "arms.9"),
     ("data.budget=-1", "data.budget"),
-    ("directions=[en-en]", "directions"),
+    ("tasks.mt.directions=[en-en]", "tasks.mt.directions"),
+    ("tasks.pos.test_langs=[xx]", "tasks.pos.test_langs"),
+    ("tasks.mt=null", "at least one task"),
     ("arms.3.from_arm=base", "from_arm"),
     ("noequals", "key=value"),
 ])
@@ -68,3 +70,8 @@ def test_bad_overrides_name_the_culprit(override, culprit):
 def test_duplicate_arm_names_rejected():
     with pytest.raises(UserError, match="unique"):
         load_config(SMOKE, ["arms.2.name=sft"])
+
+
+def test_task_units_cover_every_direction():
+    cfg = load_config(SMOKE, ["tasks.mt.directions=[en-de, en-fr]", "tasks.pos={test_langs: [de, fr]}"])
+    assert cfg.tasks.units() == [("mt", "en-de"), ("mt", "en-fr"), ("pos", "en-de"), ("pos", "en-fr")]

@@ -7,7 +7,8 @@ from matplotlib.colors import to_rgb
 from matplotlib.image import imread
 
 from core.errors import UserError
-from eval.report import build_report, main
+import cli
+from eval.report import build_report
 
 ZERO_COST = {"train_examples": 0, "train_tokens": 0, "train_flops": 0, "train_wall_s": 0.0,
              "train_device_s": 0.0, "train_peak_mem_mb": 0.0, "eval_wall_s": 60.0}
@@ -46,9 +47,9 @@ def run_dir(tmp_path):
     return tmp_path
 
 
-def test_report_writes_three_files(run_dir):
+def test_report_writes_its_files(run_dir):
     paths = build_report(run_dir)
-    assert set(paths) == {"md", "csv", "png"}
+    assert set(paths) == {"md", "csv", "png", "k_png"}  # k_png: the records have PreTTY arms
     assert all(p.parent == run_dir and p.is_file() for p in paths.values())
 
     md = paths["md"].read_text()
@@ -109,9 +110,9 @@ def test_missing_or_empty_results(tmp_path, content):
 
 
 def test_cli(run_dir, tmp_path_factory, capsys):
-    assert main([str(run_dir)]) == 0
+    assert cli.main(["report", str(run_dir)]) == 0
     out = capsys.readouterr().out
     assert "| pretty-sft-k1 | 13.00 |" in out and str(run_dir / "quality_vs_cost.png") in out
 
-    assert main([str(tmp_path_factory.mktemp("empty"))]) == 2
+    assert cli.main(["report", str(tmp_path_factory.mktemp("empty"))]) == 2
     assert capsys.readouterr().err.startswith("error: ")

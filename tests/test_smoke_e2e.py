@@ -1,6 +1,7 @@
 """The demo's whole path on a tiny model: real `deepspeed` launcher with two CPU ranks (ZeRO-3), TRL training,
 checkpoint reloads, results.jsonl, W&B offline runs (the W&B server cannot exist here; the offline run file is
 what `wandb sync` would upload), the report, and resuming a finished run without redoing work."""
+import json
 import os
 import shutil
 import subprocess
@@ -35,15 +36,9 @@ def test_training_ran_under_the_deepspeed_launcher_with_two_ranks(smoke):
     run, first, _, _ = smoke
     assert "bin/deepspeed --num_gpus 2" in first.stdout
     for arm in ("sft", "lora"):
-        cost = read_jsonl_one(run / "checkpoints" / arm / "train.json")["cost"]
+        cost = json.loads((run / "checkpoints" / arm / "train.json").read_text())["cost"]
         assert cost["train_device_s"] == pytest.approx(2 * cost["train_wall_s"])
         assert cost["train_examples"] == 32 and cost["train_tokens"] > 32 * 20 and cost["train_flops"] > 0
-
-
-def read_jsonl_one(path):
-    import json
-
-    return json.loads(Path(path).read_text())
 
 
 def test_checkpoints_reload(smoke):
@@ -84,7 +79,7 @@ def test_wandb_offline_runs_hold_the_logged_metrics(smoke):
     assert train["lora"]["summary"]["cost/train_tokens"] > 0
     evals = {r["name"]: r for r in logged if r["job_type"] == "eval"}
     for rec in read_jsonl(run / "results.jsonl"):
-        summary = evals[f"{rec['arm']}-en-de"]["summary"]
+        summary = evals[f"{rec['arm']}-mt-en-de"]["summary"]
         assert summary["mt/en-de/chrf"] == pytest.approx(rec["metrics"]["chrf"])
     assert any(r["job_type"] == "report" for r in logged)
 

@@ -1,0 +1,88 @@
+"""What PreTTY's priors cost at inference: wall time of prior + decoding against plain base decoding of the
+same items, in one process, each measured `--repeats` times (the median counts).
+
+    ./launch.sh bench prior_overhead [--model gemma-3-270m] [--task-model runs/demo/checkpoints/sft/model]
+
+Targets (issue 3): lexical priors (dictionary, frequent, oracle) <= 1.05 x base; model priors <= 1.30 x base.
+Model loading is not timed: a deployed system loads its models once.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from align import priors  # noqa: E402
+from core.data.budget import select  # noqa: E402
+from core.data.parallel import BibleSource, PudSource, load_pairs  # noqa: E402
+from core.errors import DataMissing  # noqa: E402
+from core.ledger import Cost  # noqa: E402
+from core.models import load_model, load_tokenizer, resolve  # noqa: E402
+from core.prompts import translation_prompt  # noqa: E402
+from eval.generate import generate  # noqa: E402
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="gemma-3-270m")
+    p.add_argument("--task-model", help="checkpoint for the model prior (default: none, model prior skipped)")
+    p.add_argument("--data-dir", default=None, help="data directory with UD PUD (else held-out Bible verses)")
+    p.add_argument("--n", type=int, default=40, help="test items")
+    p.add_argument("--k", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=10)
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--repeats", type=int, default=3)
+    args = p.parse_args(argv)
+
+    path = resolve(args.model)
+    tok, model = load_tokenizer(path), load_model(path, "float32")
+    try:
+        test = load_pairs(PudSource(source="pud"), "en", "de", "test", Path(args.data_dir) if args.data_dir else None)
+    except DataMissing:
+        test = load_pairs(BibleSource(source="bible"), "en", "de", "test", None)
+    train = select(load_pairs(BibleSource(source="bible"), "en", "de", "train", None), 256, 0, "train")
+    items = select(test, args.n, 0, "test")
+    prompts = [translation_prompt(x.src, "en", "de") for x in items]
+    refs = [x.tgt for x in items]
+    kwargs = {"prompts": prompts, "sources": [x.src for x in items], "src_lang": "en",
+              "train_targets": [x.tgt for x in train], "train_pairs": [(x.src, x.tgt) for x in train],
+              "batch_size": args.batch_size}
+    sources = {name: (lambda name=name: priors.SOURCES[name](tok, refs, args.k, **kwargs))
+               for name in ("oracle", "frequent", "dictionary")}
+    if args.task_model:
+        task_path = resolve(args.task_model)
+        task = (load_model(task_path, "float32"), load_tokenizer(task_path))
+        sources["task_model"] = lambda: priors.from_model(tok, refs, args.k, model_loader=lambda: task,
+                                                          weights={"path": task_path}, train_cost=Cost(),
+                                                          **kwargs)
+
+    def decode(prior_ids=None):
+        return generate(model, tok, prompts, prior_ids, max_new_tokens=args.max_new_tokens,
+                        batch_size=args.batch_size)
+
+    def timed(fn) -> float:
+        start = time.perf_counter()
+        fn()
+        return time.perf_counter() - start
+
+    decode()  # warm-up: first-call allocations and the newline-id table are not what we measure
+    times: dict[str, list[float]] = {"base": []}
+    for _ in range(args.repeats):  # interleaved, so drift in machine load hits every method alike
+        times["base"].append(timed(decode))
+        for name, make in sources.items():
+            times.setdefault(name, []).append(timed(lambda make=make: decode(make().ids)))
+    base = statistics.median(times["base"])
+    print(f"model {args.model}, {len(items)} items, k={args.k}, batch {args.batch_size}, median of {args.repeats}")
+    print(f"{'method':<12} {'wall s':>8} {'x base':>7} {'target':>7}")
+    for name, values in times.items():
+        ratio = statistics.median(values) / base
+        target = "" if name == "base" else ("1.30" if name == "task_model" else "1.05")
+        print(f"{name:<12} {statistics.median(values):>8.2f} {ratio:>7.3f} {target:>7}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""The PreTTY part of the report: how much of the SFT arm's quality each prior source recovers at each k,
+and quality against k, from result records alone."""
+from __future__ import annotations
+
+import io
+import math
+from collections import defaultdict
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+# The quality each task is judged by: metric key, label, full scale
+QUALITY = {"mt": ("chrf", "chrF", 100.0), "pos": ("upos_accuracy", "UPOS accuracy", 1.0)}
+Record = dict
+
+
+def _units(records: list[Record]) -> dict[tuple[str, str, str], list[Record]]:
+    units: dict[tuple[str, str, str], list[Record]] = defaultdict(list)
+    for r in records:
+        units[(r.get("task") or "mt", r.get("src") or "?", r.get("tgt") or "?")].append(r)
+    return dict(sorted(units.items()))
+
+
+def _quality(r: Record, task: str) -> float | None:
+    return (r.get("metrics") or {}).get(QUALITY.get(task, QUALITY["mt"])[0])
+
+
+def _curves(rows: list[Record], task: str) -> tuple[dict[str, dict[int, float]], float | None, float | None]:
+    """{prior source: {k: quality}} with k = 0 taken from the base arm when no k = 0 arm was run; base; sft."""
+    base = next((_quality(r, task) for r in rows if r.get("method") == "base"), None)
+    sft = next((_quality(r, task) for r in rows if r.get("arm") == "sft"), None)
+    curves: dict[str, dict[int, float]] = defaultdict(dict)
+    for r in rows:
+        prior, q = r.get("prior") or {}, _quality(r, task)
+        if r.get("method") == "pretty" and prior.get("source") and q is not None:
+            curves[prior["source"]][int(prior.get("k", 0))] = q
+    for points in curves.values():
+        if 0 not in points and base is not None:
+            points[0] = base
+    return dict(sorted(curves.items())), base, sft
+
+
+def render_recovery(records: list[Record]) -> str:
+    """Markdown: PreTTY quality as a share of the SFT arm's, per unit, prior source (rows) and k (columns)."""
+    parts = []
+    for (task, src, tgt), rows in _units(records).items():
+        curves, base, sft = _curves(rows, task)
+        if not curves or not sft:
+            continue
+        ks = sorted({k for points in curves.values() for k in points})
+        label = QUALITY.get(task, QUALITY["mt"])[1]
+        parts.append(f"### {task} {src}→{tgt}: {label} as % of SFT's ({sft:.3g}); base = "
+                     f"{100 * base / sft:.0f}%\n" if base is not None else f"### {task} {src}→{tgt}\n")
+        parts.append("| prior | " + " | ".join(f"k={k}" for k in ks) + " |")
+        parts.append("|---|" + "---:|" * len(ks))
+        for source, points in curves.items():
+            cells = [f"{100 * points[k] / sft:.0f}%" if k in points else "" for k in ks]
+            parts.append(f"| {source}{' (upper bound)' if source == 'oracle' else ''} | " + " | ".join(cells) + " |")
+        parts.append("")
+    if not parts:
+        return ""
+    return "## Share of SFT recovered by PreTTY\n\n" + "\n".join(parts)
+
+
+def render_k_plot(records: list[Record]) -> bytes | None:
+    """PNG of quality against k, one line per prior source, base and SFT as reference lines; None without priors."""
+    units = {u: _curves(rows, u[0]) for u, rows in _units(records).items()}
+    units = {u: c for u, c in units.items() if c[0]}
+    if not units:
+        return None
+    ncols = min(3, len(units))
+    nrows = math.ceil(len(units) / ncols)
+    fig = Figure(figsize=(5.2 * ncols, 4.0 * nrows))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for ax in axes.flat[len(units):]:
+        ax.remove()
+    for ax, ((task, src, tgt), (curves, base, sft)) in zip(axes.flat, units.items()):
+        for source, points in curves.items():
+            ks = sorted(points)
+            ax.plot(ks, [points[k] for k in ks], marker="o", ls="--" if source == "oracle" else "-",
+                    label=source + (" (upper bound)" if source == "oracle" else ""))
+        if sft is not None:
+            ax.axhline(sft, color="tab:blue", lw=1, alpha=0.6, label="sft")
+        if base is not None:
+            ax.axhline(base, color="0.5", lw=1, ls=":", label="base")
+        ax.set_xticks(sorted({k for points in curves.values() for k in points}))
+        ax.set_xlabel("prior tokens k")
+        ax.set_ylabel(QUALITY.get(task, QUALITY["mt"])[1])
+        ax.set_title(f"{task}: {src}→{tgt}", fontsize=11)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("PreTTY: quality against the number of prior tokens", fontsize=12)
+    fig.tight_layout()
+    out = io.BytesIO()
+    fig.savefig(out, format="png", dpi=110)
+    return out.getvalue()
