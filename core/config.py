@@ -153,7 +153,7 @@ TRAINED = ("sft", "lora")
 class DeepSpeedSpec(Strict):
     config: str = "configs/deepspeed/zero2.json"
     num_gpus: int = Field(1, gt=0, description="ranks per node; CPU ranks when no GPU is present")
-    master_port: int = 29512
+    master_port: Optional[int] = Field(None, description="default: a free port, so runs side by side don't collide")
 
     def path(self) -> Path:
         """Relative DeepSpeed config paths are relative to the repository root."""

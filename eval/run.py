@@ -44,6 +44,7 @@ class Evaluator:
         self.base_path = resolve(cfg.model.name)
         self.tok = load_tokenizer(self.base_path, cfg.model.trust_remote_code)
         self._base_model = None
+        self._trained: dict[str, tuple] = {}
         self.test = read_jsonl(run_dir / "data" / "test.jsonl")
         self.train = read_jsonl(run_dir / "data" / "train.jsonl")
         self.git_rev = git_revision()
@@ -55,16 +56,21 @@ class Evaluator:
         return self._base_model
 
     def _load_trained(self, arm_name: str):
-        """(model, tokenizer, weights, training cost) of a training arm's checkpoint."""
-        rec = _train_record(self.run_dir, arm_name)
-        model_dir = rec["model_dir"]
-        if rec["method"] == "lora":
-            model = load_model(self.base_path, self.cfg.model.dtype, self.cfg.model.trust_remote_code, adapter=model_dir)
-            weights = _weights(model_dir, base=_weights(self.base_path))
-        else:
-            model = load_model(model_dir, self.cfg.model.dtype, self.cfg.model.trust_remote_code)
-            weights = _weights(model_dir)
-        return model, load_tokenizer(model_dir), weights, Cost.from_dict(rec["cost"])
+        """(model, tokenizer, weights, training cost) of a training arm's checkpoint; each checkpoint is loaded
+        once, however many tasks, directions and prior arms use it."""
+        if arm_name not in self._trained:
+            rec = _train_record(self.run_dir, arm_name)
+            model_dir = rec["model_dir"]
+            if rec["method"] == "lora":
+                model = load_model(self.base_path, self.cfg.model.dtype, self.cfg.model.trust_remote_code,
+                                   adapter=model_dir)
+                weights = _weights(model_dir, base=_weights(self.base_path))
+            else:
+                model = load_model(model_dir, self.cfg.model.dtype, self.cfg.model.trust_remote_code)
+                weights = _weights(model_dir)
+            self._trained[arm_name] = (model, load_tokenizer(model_dir), weights, rec["cost"])
+        model, tok, weights, cost = self._trained[arm_name]
+        return model, tok, weights, Cost.from_dict(cost)  # a fresh ledger: evaluation adds its own time to it
 
     def run(self, arm_names: list[str] | None = None) -> list[dict]:
         arms = [self.cfg.arm(n) for n in arm_names] if arm_names else self.cfg.arms

@@ -5,6 +5,7 @@ An arm whose `checkpoints/<arm>/train.json` exists is complete and is not traine
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,9 +18,16 @@ from core.tracking import wandb_env
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def command(cfg: ExperimentConfig, run_dir: Path, arm_name: str) -> list[str]:
     launcher = Path(sys.executable).with_name("deepspeed")
-    return [str(launcher), "--num_gpus", str(cfg.deepspeed.num_gpus), "--master_port", str(cfg.deepspeed.master_port),
+    port = cfg.deepspeed.master_port or _free_port()
+    return [str(launcher), "--num_gpus", str(cfg.deepspeed.num_gpus), "--master_port", str(port),
             str(REPO / "train" / "run.py"), "--run-dir", str(run_dir), "--arm", arm_name]
 
 
