@@ -2,7 +2,8 @@
 
   ./launch.sh                               set up, then run configs/experiments/demo.yaml
   ./launch.sh run CONFIG [key=value ...]    run an experiment: prepare -> train (DeepSpeed) -> eval -> report
-  ./launch.sh report RUN_DIR                rebuild the report from RUN_DIR/results.jsonl alone
+  ./launch.sh sweep SWEEP.yaml [--dry-run]  a grid of experiments, one W&B group, finished ones skipped
+  ./launch.sh report RUN_DIR                rebuild the report from RUN_DIR/results.jsonl alone (or a sweep's)
   ./launch.sh analyze --run-dir RUN_DIR     base-vs-aligned token distribution shift (see analyze --help)
   ./launch.sh test                          set up, run the test suite
 
@@ -21,21 +22,49 @@ from core.errors import UserError
 
 def cmd_run(args) -> None:
     from core.config import load_config
+
+    run_experiment(load_config(args.config, args.overrides), Path(args.config), args.stage)
+
+
+def run_experiment(cfg, config_path: Path, stage: str = "all") -> Path:
     from core.prepare import prepare
 
-    cfg = load_config(args.config, args.overrides)
-    run_dir = prepare(cfg, Path(args.config))
+    run_dir = prepare(cfg, config_path)
     print(f"[run] {cfg.name} (config {cfg.hash()}) -> {run_dir}", flush=True)
-    if args.stage in ("all", "train"):
+    if stage in ("all", "train"):
         from train.launch import train_arms
 
         train_arms(cfg, run_dir)
-    if args.stage in ("all", "eval"):
+    if stage in ("all", "eval"):
         from eval.run import Evaluator
 
         Evaluator(cfg, run_dir).run()
-    if args.stage in ("all", "eval", "report"):
+    if stage in ("all", "eval", "report"):
         _report(run_dir, cfg)
+    return run_dir
+
+
+def cmd_sweep(args) -> None:
+    from core.io import atomic_write_text
+    from core.sweep import expand, is_finished, load_sweep, slurm_script
+
+    spec = load_sweep(args.sweep)
+    configs = expand(spec, args.output_dir)  # every point is validated before the first one runs
+    if args.slurm:
+        atomic_write_text(args.slurm, slurm_script(spec, configs, args.sweep, args.gpus_per_node, args.nodes))
+        print(f"[sweep] {len(configs)} experiments -> {args.slurm} (sbatch {args.slurm})")
+        return
+    for cfg, overrides in configs:
+        state = "finished" if is_finished(cfg) else "to run"
+        print(f"[sweep] {cfg.name} ({cfg.hash()}, {state}): {' '.join(overrides[len(spec.overrides):])}")
+    if args.dry_run:
+        return
+    base = Path(spec.base) if Path(spec.base).is_absolute() else Path(__file__).resolve().parent / spec.base
+    for cfg, _ in configs:
+        if is_finished(cfg):
+            continue
+        run_experiment(cfg, base)
+    _report(Path(args.output_dir) / spec.name)
 
 
 def _report(run_dir: Path, cfg=None) -> None:
@@ -82,6 +111,17 @@ def main(argv=None) -> int:
     r.add_argument("--stage", choices=["all", "prepare", "train", "eval", "report"], default="all",
                    help="run only this stage, after prepare (each stage reads the files the earlier ones wrote)")
     r.set_defaults(func=cmd_run)
+    sw = sub.add_parser("sweep", help="run a grid of experiments (configs/sweeps/*.yaml)",
+                        description="Expand a sweep file into experiments and run them one after another; "
+                        "finished ones (same config hash, report written) are skipped, a crashed one resumes.")
+    sw.add_argument("sweep", help="sweep YAML, e.g. configs/sweeps/budget.yaml")
+    sw.add_argument("--dry-run", action="store_true", help="list the experiments and whether each is finished")
+    sw.add_argument("--output-dir", default="runs", help="experiments go to OUTPUT_DIR/<sweep name>/<experiment>")
+    sw.add_argument("--slurm", metavar="FILE", help="write a Slurm job-array script running the sweep with DeepSpeed "
+                    "across nodes (--hostfile from the allocation) instead of running it here")
+    sw.add_argument("--gpus-per-node", type=int, default=8, help="with --slurm")
+    sw.add_argument("--nodes", type=int, default=1, help="with --slurm: nodes per experiment")
+    sw.set_defaults(func=cmd_sweep)
     rep = sub.add_parser("report", help="rebuild the report of a run directory from its results.jsonl")
     rep.add_argument("run_dir")
     rep.set_defaults(func=cmd_report)

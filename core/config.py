@@ -154,6 +154,7 @@ class DeepSpeedSpec(Strict):
     config: str = "configs/deepspeed/zero2.json"
     num_gpus: int = Field(1, gt=0, description="ranks per node; CPU ranks when no GPU is present")
     master_port: Optional[int] = Field(None, description="default: a free port, so runs side by side don't collide")
+    hostfile: Optional[str] = Field(None, description="DeepSpeed hostfile for multi-node runs (e.g. written by Slurm)")
 
     def path(self) -> Path:
         """Relative DeepSpeed config paths are relative to the repository root."""
@@ -173,6 +174,7 @@ class WandbSpec(Strict):
     entity: Optional[str] = None
     mode: Literal["auto", "online", "offline", "disabled"] = Field(
         "auto", description="auto: online when an API key is configured, else offline; never prompts")
+    group: Optional[str] = Field(None, description="W&B group; default: the experiment name (a sweep sets its own)")
 
 
 class ExperimentConfig(Strict):
@@ -211,8 +213,9 @@ class ExperimentConfig(Strict):
         return [a for a in self.arms if a.method in TRAINED]
 
     def hash(self) -> str:
-        """Identity of an experiment: everything that changes results (not where they go or how they are logged)."""
-        d = self.model_dump(mode="json", exclude={"output_dir", "wandb"})
+        """Identity of an experiment: everything that changes results (not where they go or how they are logged).
+        Unset (None) fields are left out, so a new optional field in the schema keeps existing runs' hashes."""
+        d = self.model_dump(mode="json", exclude={"output_dir", "wandb"}, exclude_none=True)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -28,7 +28,7 @@ def wandb_env(cfg: ExperimentConfig, run_dir: Path, name: str, job_type: str) ->
     The run id is fixed by experiment, config hash, arm and job, so a restarted job resumes into the same run."""
     env = {
         "WANDB_PROJECT": cfg.wandb.project,
-        "WANDB_RUN_GROUP": cfg.name,
+        "WANDB_RUN_GROUP": cfg.wandb.group or cfg.name,
         "WANDB_NAME": name,
         "WANDB_JOB_TYPE": job_type,
         "WANDB_MODE": wandb_mode(cfg),
@@ -52,7 +52,7 @@ def init_run(cfg: ExperimentConfig, run_dir: Path, name: str, job_type: str, con
     os.environ.update(wandb_env(cfg, run_dir, name, job_type))
     import wandb
 
-    return wandb.init(project=cfg.wandb.project, entity=cfg.wandb.entity, group=cfg.name, name=name,
+    return wandb.init(project=cfg.wandb.project, entity=cfg.wandb.entity, group=cfg.wandb.group or cfg.name, name=name,
                       job_type=job_type, mode=wandb_mode(cfg), dir=str(run_dir), id=run_id(cfg, name, job_type),
                       resume="allow", config=config or cfg.model_dump(mode="json"),
                       settings=wandb.Settings(silent=True, console="off"))

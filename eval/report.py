@@ -39,6 +39,17 @@ Record = dict[str, Any]
 
 # ---------------------------------------------------------------- loading
 
+def load_records(directory: Path) -> list[Record]:
+    """A run's results.jsonl, or those of every experiment one level down (a sweep)."""
+    own = directory / RESULTS
+    found = [own] if own.is_file() else sorted(directory.glob(f"*/{RESULTS}")) or [own]
+    records = [r for path in found for r in load_results(path)]
+    if len({r.get("experiment") for r in records}) > 1:
+        for r in records:
+            r["_many"] = True  # labels then say which experiment an arm belongs to
+    return records
+
+
 def load_results(path: Path) -> list[Record]:
     """Records of a results.jsonl; UserError naming the file (and line) when it is missing or malformed."""
     try:
@@ -95,8 +106,13 @@ def _rank(method: str) -> int:
 
 
 def _sort_key(r: Record) -> tuple:
-    natural = [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", r["arm"])]  # k2 before k10
+    natural = [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", _label(r))]  # k2 before k10
     return _rank(_method(r)), natural
+
+
+def _label(r: Record) -> str:
+    """The arm, prefixed by its experiment when a report spans several (a sweep)."""
+    return f"{r['experiment']}: {r['arm']}" if r.get("_many") and r.get("experiment") else r["arm"]
 
 
 def _groups(records: list[Record]) -> dict[tuple[str, str, str], list[Record]]:
@@ -170,7 +186,7 @@ def render_tables(records: list[Record]) -> str:
         parts.append("| arm | " + " | ".join(h for h, _, _ in columns) + " |")
         parts.append("|---|" + "---:|" * len(columns))
         for r in rows:
-            parts.append(f"| {_cell(r['arm'])} | " + " | ".join(fmt(get(r)) for _, get, fmt in columns) + " |")
+            parts.append(f"| {_cell(_label(r))} | " + " | ".join(fmt(get(r)) for _, get, fmt in columns) + " |")
         if task != "mt":
             continue
         signatures = []
@@ -190,7 +206,7 @@ def _render_samples(records: list[Record]) -> str:
     parts = [f"## Samples (first {SAMPLES_PER_ARM} per arm)\n"]
     for (task, src, tgt), rows in _groups(records).items():
         for r in rows:
-            parts.append(f"### {r['arm']} ({task}, {src}→{tgt})\n")
+            parts.append(f"### {_label(r)} ({task}, {src}→{tgt})\n")
             samples = r.get("samples") or []
             if not samples:
                 parts.append("(no samples recorded)\n")
@@ -227,7 +243,7 @@ def render_csv(records: list[Record]) -> str:
     """One row per record; raw numbers (not rounded), unknown metric/cost keys kept as extra columns."""
     metrics = list(METRICS) + _extra_keys(records, "metrics", METRICS)
     costs = list(COSTS) + _extra_keys(records, "cost", COSTS)
-    fields = (["experiment", "arm", "method", "task", "src", "tgt", "n_items", "prior_source", "prior_k"]
+    fields = (["experiment", "arm", "method", "task", "src", "tgt", "budget", "n_items", "prior_source", "prior_k"]
               + metrics + costs + ["bleu_signature", "chrf_signature", "config_hash", "git_rev",
                                    "weights_path", "weights_sha256"])
     out = io.StringIO()
@@ -237,7 +253,7 @@ def render_csv(records: list[Record]) -> str:
         for r in rows:
             signatures, weights, prior = (r.get(k) or {} for k in ("signatures", "weights", "prior"))
             writer.writerow({
-                **{k: r.get(k) for k in ("experiment", "arm", "task", "src", "tgt", "n_items",
+                **{k: r.get(k) for k in ("experiment", "arm", "task", "src", "tgt", "budget", "n_items",
                                          "config_hash", "git_rev")},
                 "method": _method(r),
                 "prior_source": prior.get("source"), "prior_k": prior.get("k"),
@@ -348,7 +364,7 @@ def render_plot(records: list[Record]) -> bytes:
         ys = [y for _, y, _ in points]
         span = max(max(ys) - min(ys), 0.05 * scale)  # a lone point or a tight cluster still gets readable ticks
         ax.set_ylim(min(ys) - 0.1 * span, max(ys) + 0.1 * span)  # _label_points raises the top as needed
-        to_label.append((ax, [(x, y, r["arm"]) for x, y, r in points]))
+        to_label.append((ax, [(x, y, _label(r)) for x, y, r in points]))
     handles = [Line2D([], [], marker="o", ls="", color=METHOD_COLORS.get(m, "tab:purple"), label=m)
                for m in sorted(methods_seen, key=lambda m: (_rank(m), m))]
     if handles:
@@ -370,7 +386,7 @@ def build_report(run_dir: Path) -> dict[str, Path]:
     """Write report.md, report.csv, quality_vs_cost.png and (with PreTTY arms) quality_vs_k.png into run_dir;
     return their paths by kind."""
     run_dir = Path(run_dir)
-    records = load_results(run_dir / RESULTS)
+    records = load_records(run_dir)
     paths = {"md": run_dir / "report.md", "csv": run_dir / "report.csv", "png": run_dir / "quality_vs_cost.png"}
     recovery = render_recovery(records)
     markdown = render_markdown(records, run_dir)

@@ -118,6 +118,7 @@ class Evaluator:
         score = score_translations(hyps, refs, tgt) if task == "mt" else score_tagging(hyps, [r["tags"] for r in items])
         record = {
             "experiment": self.cfg.name, "arm": arm.name, "method": arm.method, "task": task, "src": src, "tgt": tgt,
+            "budget": self.cfg.data.budget,
             "metrics": score["metrics"], "signatures": score.get("signatures", {}), "n_items": len(items),
             "per_item": score["per_item"],
             "samples": [{"id": r["id"], "source": r["src"], "reference": r["tgt"], "output": g.text,

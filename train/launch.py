@@ -27,7 +27,8 @@ def _free_port() -> int:
 def command(cfg: ExperimentConfig, run_dir: Path, arm_name: str) -> list[str]:
     launcher = Path(sys.executable).with_name("deepspeed")
     port = cfg.deepspeed.master_port or _free_port()
-    return [str(launcher), "--num_gpus", str(cfg.deepspeed.num_gpus), "--master_port", str(port),
+    hosts = ["--hostfile", cfg.deepspeed.hostfile] if cfg.deepspeed.hostfile else []
+    return [str(launcher), *hosts, "--num_gpus", str(cfg.deepspeed.num_gpus), "--master_port", str(port),
             str(REPO / "train" / "run.py"), "--run-dir", str(run_dir), "--arm", arm_name]
 
 
