@@ -368,11 +368,11 @@ def render_plot(records: list[Record]) -> bytes:
     handles = [Line2D([], [], marker="o", ls="", color=METHOD_COLORS.get(m, "tab:purple"), label=m)
                for m in sorted(methods_seen, key=lambda m: (_rank(m), m))]
     if handles:
-        fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.03), ncol=len(handles),
+        fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.06), ncol=len(handles),
                    frameon=False)
-    fig.text(0.5, 0.01, "training FLOPs as recorded per arm: a PreTTY arm whose prior comes from a trained "
-             "model carries that model's training cost", ha="center", fontsize=8, color="0.35")
-    fig.tight_layout(rect=(0, 0.09, 1, 1))
+    fig.text(0.5, 0.01, "A PreTTY arm whose prior comes from a trained model\ncarries that model's training FLOPs",
+             ha="center", fontsize=8, color="0.35")
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     for ax, labels in to_label:  # after the layout is final: placement works in display pixels
         _label_points(ax, labels)
     out = io.BytesIO()

@@ -79,11 +79,11 @@ def render_k_plot(records: list[Record]) -> bytes | None:
         for source, points in curves.items():
             ks = sorted(points)
             ax.plot(ks, [points[k] for k in ks], marker="o", ls="--" if source == "oracle" else "-",
-                    label=source + (" (upper bound)" if source == "oracle" else ""))
+                    label=f"prior: {source}" + (" (upper bound)" if source == "oracle" else ""))
         if sft is not None:
-            ax.axhline(sft, color="tab:blue", lw=1, alpha=0.6, label="sft")
+            ax.axhline(sft, color="black", lw=1, alpha=0.6, label="SFT arm")
         if base is not None:
-            ax.axhline(base, color="0.5", lw=1, ls=":", label="base")
+            ax.axhline(base, color="0.5", lw=1, ls=":", label="base arm (k = 0)")
         ax.set_xticks(sorted({k for points in curves.values() for k in points}))
         ax.set_xlabel("prior tokens k")
         ax.set_ylabel(QUALITY.get(task, QUALITY["mt"])[1])
