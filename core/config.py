@@ -214,8 +214,10 @@ class ExperimentConfig(Strict):
 
     def hash(self) -> str:
         """Identity of an experiment: everything that changes results (not where they go or how they are logged).
-        Unset (None) fields are left out, so a new optional field in the schema keeps existing runs' hashes."""
-        d = self.model_dump(mode="json", exclude={"output_dir", "wandb"}, exclude_none=True)
+        Unset (None) fields are left out, so a new optional field in the schema keeps existing runs' hashes;
+        the rendezvous port and hostfile say where ranks meet, not what they compute."""
+        d = self.model_dump(mode="json", exclude_none=True, exclude={
+            "output_dir": True, "wandb": True, "deepspeed": {"master_port", "hostfile"}})
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
