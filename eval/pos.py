@@ -7,6 +7,9 @@ because they call for different fixes:
 - unparseable: no tag at all, or some token is not a UPOS tag (the model did not follow the format);
 - misaligned: only UPOS tags, but not one per word (it followed the format but lost count).
 A failed item scores 0: tags cannot be matched to words without guessing where one went missing.
+Beside that strict score, `position_accuracy` matches the i-th output token with the i-th gold tag whatever the
+count (missing or non-tag tokens are wrong): a lenient diagnostic that still moves when a weak model loses count
+on every sentence, so arms can be told apart where the strict score is 0 for all of them.
 """
 from __future__ import annotations
 
@@ -39,8 +42,9 @@ def score_tagging(outputs: list[str], gold: list[Sequence[str]]) -> dict:
         raise ValueError(f"{len(outputs)} outputs but {len(gold)} gold tag sequences")
     if not gold or any(not g for g in gold):
         raise ValueError("no sentences to score, or a sentence without words")
-    correct, accuracy, unparseable, misaligned = 0, [], [], []
+    correct, lenient, accuracy, unparseable, misaligned = 0, 0, [], [], []
     for output, g in zip(outputs, gold):
+        lenient += sum(t.strip(_EDGE).upper() == u for t, u in zip(output.split(), g))
         tags = _tags(output)
         unparseable.append(tags is None)
         misaligned.append(tags is not None and len(tags) != len(g))
@@ -54,6 +58,7 @@ def score_tagging(outputs: list[str], gold: list[Sequence[str]]) -> dict:
             "invalid_rate": sum(invalid) / len(gold),
             "unparseable_rate": sum(unparseable) / len(gold),
             "misaligned_rate": sum(misaligned) / len(gold),
+            "position_accuracy": lenient / sum(len(g) for g in gold),
         },
         "per_item": {"accuracy": accuracy, "invalid": invalid},
     }

@@ -27,7 +27,7 @@ from core.languages import LANGUAGES
 from eval.report_priors import QUALITY, render_k_plot, render_recovery
 
 RESULTS = "results.jsonl"
-METRICS = ("bleu", "chrf", "off_target_rate", "upos_accuracy", "invalid_rate")
+METRICS = ("bleu", "chrf", "off_target_rate", "upos_accuracy", "invalid_rate", "position_accuracy")
 COSTS = ("train_examples", "train_tokens", "train_flops", "train_wall_s", "train_device_s",
          "train_peak_mem_mb", "eval_wall_s", "extra_decode_steps_per_item", "extra_model_calls_per_item")
 SAMPLES_PER_ARM = 3
@@ -158,7 +158,8 @@ TASK_COLUMNS: dict[str, list[Column]] = {
            ("chrF", lambda r: _metric(r, "chrf"), _number(".2f")),
            ("off-target %", lambda r: _metric(r, "off_target_rate"), _percent)],
     "pos": [("UPOS acc %", lambda r: _metric(r, "upos_accuracy"), _percent),
-            ("invalid %", lambda r: _metric(r, "invalid_rate"), _percent)],
+            ("invalid %", lambda r: _metric(r, "invalid_rate"), _percent),
+            ("position acc % (lenient)", lambda r: _metric(r, "position_accuracy"), _percent)],
 }
 # ... then the cost columns, the same for every task
 COLUMNS: list[Column] = [

@@ -128,14 +128,16 @@ def test_score_tagging():
     gold = [("DET", "NOUN", "VERB", "PUNCT"), ("PRON", "VERB"), ("NOUN", "PUNCT"), ("ADJ", "NOUN")]
     perfect = score_tagging([tagging_completion(g) for g in gold], gold)
     assert perfect["metrics"] == {"upos_accuracy": 1.0, "invalid_rate": 0.0, "unparseable_rate": 0.0,
-                                  "misaligned_rate": 0.0}
+                                  "misaligned_rate": 0.0, "position_accuracy": 1.0}
     outputs = [" DET NOUN NOUN PUNCT",   # one wrong tag: 3 of 4
                " PRON VERB",
                " NOUN PUNCT PUNCT",      # misaligned: all its tokens count wrong
                " The cat sat"]           # unparseable
     result = score_tagging(outputs, gold)
     assert result["metrics"] == pytest.approx({"upos_accuracy": 5 / 10, "invalid_rate": 2 / 4,
-                                               "unparseable_rate": 1 / 4, "misaligned_rate": 1 / 4})
+                                               "unparseable_rate": 1 / 4, "misaligned_rate": 1 / 4,
+                                               # lenient: 3 + 2 + the misaligned item's first 2 tags + 0
+                                               "position_accuracy": 7 / 10})
     assert result["per_item"] == {"accuracy": [0.75, 1.0, 0.0, 0.0], "invalid": [False, False, True, True]}
     with pytest.raises(ValueError):
         score_tagging(outputs[:2], gold)
