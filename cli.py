@@ -70,8 +70,8 @@ def cmd_sweep(args) -> None:
 def _report(run_dir: Path, cfg=None) -> None:
     from eval.report import build_report
 
-    paths = build_report(run_dir)
-    print((run_dir / "report.md").read_text())
+    paths, tables = build_report(run_dir)
+    print(paths["md"].read_text())
     for p in paths.values():
         print(f"[report] {p}")
     if cfg is not None and cfg.wandb.mode != "disabled":
@@ -79,6 +79,7 @@ def _report(run_dir: Path, cfg=None) -> None:
         import wandb
 
         run = init_run(cfg, run_dir, "report", "report")
+        run.log({f"report/{name}": table.wandb() for name, table in tables.items()})
         art = wandb.Artifact(f"{cfg.name}-report", type="report")
         for p in paths.values():
             art.add_file(str(p))

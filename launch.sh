@@ -26,6 +26,20 @@ setup() {
   echo "$want" > "$stamp"
 }
 
+# The report test opens report.html in a real browser: Debian's chromium (playwright's own browsers
+# would be a download from outside the package registries).
+browser_setup() {
+  command -v chromium >/dev/null && return
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    echo "[setup] installing chromium for the report page test" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1; } \
+      || echo "[setup] could not install chromium: the browser test will be skipped" >&2
+  else
+    echo "[setup] no chromium (install it: apt-get install chromium): the browser test will be skipped" >&2
+  fi
+}
+
 export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
 export TOKENIZERS_PARALLELISM=false
 export HF_HUB_DISABLE_TELEMETRY=1
@@ -39,7 +53,7 @@ esac
 setup
 case "${1:-}" in
   "")    exec "$VENV/bin/python" cli.py run configs/experiments/demo.yaml ;;
-  test)  shift; exec "$VENV/bin/python" -m pytest "$@" ;;
+  test)  shift; browser_setup; exec "$VENV/bin/python" -m pytest "$@" ;;
   bench) shift; name=${1:?usage: ./launch.sh bench NAME [args]}; shift; exec "$VENV/bin/python" "bench/$name.py" "$@" ;;
   *)     exec "$VENV/bin/python" cli.py "$@" ;;
 esac

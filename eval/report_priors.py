@@ -1,5 +1,5 @@
-"""The PreTTY part of the report: how much of the SFT arm's quality each prior source recovers at each k,
-and quality against k, from result records alone."""
+"""The PreTTY part of the report: how much of the SFT arm's quality each prior source recovers at each k
+(against the SFT arm of the same experiment, so the same budget), and quality against k, from records alone."""
 from __future__ import annotations
 
 import io
@@ -9,15 +9,15 @@ from collections import defaultdict
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-# The quality each task is judged by: metric key, label, full scale
-QUALITY = {"mt": ("chrf", "chrF", 100.0), "pos": ("upos_accuracy", "UPOS accuracy", 1.0)}
-Record = dict
+from eval.records import QUALITY, Record
+from eval.tables import Table
 
 
-def _units(records: list[Record]) -> dict[tuple[str, str, str], list[Record]]:
-    units: dict[tuple[str, str, str], list[Record]] = defaultdict(list)
+def _units(records: list[Record]) -> dict[tuple[str, str, str, str], list[Record]]:
+    """Records per (task, src, tgt, experiment)."""
+    units: dict[tuple[str, str, str, str], list[Record]] = defaultdict(list)
     for r in records:
-        units[(r.get("task") or "mt", r.get("src") or "?", r.get("tgt") or "?")].append(r)
+        units[(r.get("task") or "mt", r.get("src") or "?", r.get("tgt") or "?", r.get("experiment") or "")].append(r)
     return dict(sorted(units.items()))
 
 
@@ -40,31 +40,37 @@ def _curves(rows: list[Record], task: str) -> tuple[dict[str, dict[int, float]],
     return dict(sorted(curves.items())), base, sft
 
 
-def render_recovery(records: list[Record]) -> str:
-    """Markdown: PreTTY quality as a share of the SFT arm's, per unit, prior source (rows) and k (columns)."""
-    parts = []
-    for (task, src, tgt), rows in _units(records).items():
+def _where(task: str, src: str, tgt: str, experiment: str, many: bool) -> str:
+    return f"{task} {src}→{tgt}" + (f" ({experiment})" if many else "")
+
+
+def recovery_tables(records: list[Record]) -> list[Table]:
+    """PreTTY quality as a share of the SFT arm's, per unit, prior source (rows) and k (columns); units whose
+    SFT arm scored 0 have no share to give and are left out."""
+    tables = []
+    units = _units(records)
+    many = len({u[3] for u in units}) > 1
+    for (task, src, tgt, experiment), rows in units.items():
         curves, base, sft = _curves(rows, task)
         if not curves or not sft:
             continue
         ks = sorted({k for points in curves.values() for k in points})
         label = QUALITY.get(task, QUALITY["mt"])[1]
-        parts.append(f"### {task} {src}→{tgt}: {label} as % of SFT's ({sft:.3g}); base = "
-                     f"{100 * base / sft:.0f}%\n" if base is not None else f"### {task} {src}→{tgt}\n")
-        parts.append("| prior | " + " | ".join(f"k={k}" for k in ks) + " |")
-        parts.append("|---|" + "---:|" * len(ks))
-        for source, points in curves.items():
-            cells = [f"{100 * points[k] / sft:.0f}%" if k in points else "" for k in ks]
-            parts.append(f"| {source}{' (upper bound)' if source == 'oracle' else ''} | " + " | ".join(cells) + " |")
-        parts.append("")
-    if not parts:
-        return ""
-    return "## Share of SFT recovered by PreTTY\n\n" + "\n".join(parts)
+        title = f"{_where(task, src, tgt, experiment, many)}: {label} as % of SFT's ({sft:.3g})"
+        if base is not None:
+            title += f"; base = {100 * base / sft:.0f}%"
+        rows_out = [[source + (" (upper bound)" if source == "oracle" else "")]
+                    + [f"{100 * points[k] / sft:.0f}%" if k in points else "" for k in ks]
+                    for source, points in curves.items()]
+        tables.append(Table(title, ["prior"] + [f"k={k}" for k in ks], rows_out))
+    return tables
 
 
 def render_k_plot(records: list[Record]) -> bytes | None:
     """PNG of quality against k, one line per prior source, base and SFT as reference lines; None without priors."""
-    units = {u: _curves(rows, u[0]) for u, rows in _units(records).items()}
+    all_units = _units(records)
+    many = len({u[3] for u in all_units}) > 1
+    units = {u: _curves(rows, u[0]) for u, rows in all_units.items()}
     units = {u: c for u, c in units.items() if c[0]}
     if not units:
         return None
@@ -75,7 +81,7 @@ def render_k_plot(records: list[Record]) -> bytes | None:
     axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax in axes.flat[len(units):]:
         ax.remove()
-    for ax, ((task, src, tgt), (curves, base, sft)) in zip(axes.flat, units.items()):
+    for ax, ((task, src, tgt, experiment), (curves, base, sft)) in zip(axes.flat, units.items()):
         for source, points in curves.items():
             ks = sorted(points)
             ax.plot(ks, [points[k] for k in ks], marker="o", ls="--" if source == "oracle" else "-",
@@ -87,7 +93,7 @@ def render_k_plot(records: list[Record]) -> bytes | None:
         ax.set_xticks(sorted({k for points in curves.values() for k in points}))
         ax.set_xlabel("prior tokens k")
         ax.set_ylabel(QUALITY.get(task, QUALITY["mt"])[1])
-        ax.set_title(f"{task}: {src}→{tgt}", fontsize=11)
+        ax.set_title(_where(task, src, tgt, experiment, many), fontsize=11)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle("PreTTY: quality against the number of prior tokens", fontsize=12)

@@ -120,7 +120,8 @@ class Evaluator:
             "experiment": self.cfg.name, "arm": arm.name, "method": arm.method, "task": task, "src": src, "tgt": tgt,
             "budget": self.cfg.data.budget,
             "metrics": score["metrics"], "signatures": score.get("signatures", {}), "n_items": len(items),
-            "per_item": score["per_item"],
+            # every output and reference: the report's bootstrap CIs and significance tests need them
+            "per_item": score["per_item"] | {"output": hyps, "reference": refs},
             "samples": [{"id": r["id"], "source": r["src"], "reference": r["tgt"], "output": g.text,
                          "prior": tok.decode(g.prior_ids) if g.prior_ids else ""}
                         for r, g in list(zip(items, gens))[: self.cfg.eval.samples]],
@@ -169,7 +170,7 @@ class Evaluator:
         run = init_run(self.cfg, self.run_dir, f"{arm.name}-{task}-{direction}", "eval",
                        config={"arm": arm.model_dump(mode="json"), "task": task, "direction": direction,
                                "config_hash": self.cfg.hash(), "weights": record["weights"]})
-        per_item = record["per_item"]
+        per_item = {k: v for k, v in record["per_item"].items() if k not in ("output", "reference")}
         table = wandb.Table(columns=["id", "source", "reference", "prior", "output", *per_item])
         for i, (r, g) in enumerate(zip(items, gens)):
             table.add_data(r["id"], r["src"], r["tgt"], self.tok.decode(g.prior_ids) if g.prior_ids else "", g.text,

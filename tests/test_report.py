@@ -9,6 +9,8 @@ from matplotlib.image import imread
 from core.errors import UserError
 import cli
 from eval.report import build_report
+from eval.report_plots import pareto_front
+from eval.report_stats import intervals
 
 ZERO_COST = {"train_examples": 0, "train_tokens": 0, "train_flops": 0, "train_wall_s": 0.0,
              "train_device_s": 0.0, "train_peak_mem_mb": 0.0, "eval_wall_s": 60.0}
@@ -17,23 +19,33 @@ SFT_COST = {"train_examples": 256, "train_tokens": 20480, "train_flops": 3.3e13,
 LORA_COST = {**SFT_COST, "train_flops": 2.2e13, "train_wall_s": 200.0, "train_peak_mem_mb": 3000.0}
 
 
-def record(arm, method, bleu, chrf, off, cost, tgt="de", prior=None, steps=0):
+REFERENCES = [f"Der Hund Nummer {i} schläft heute im warmen Garten hinter dem Haus." for i in range(40)]
+
+
+def outputs(kept):
+    """Outputs that keep the first `kept` share (one for all, or one per item) of each reference's words."""
+    shares = kept if isinstance(kept, list) else [kept] * len(REFERENCES)
+    return [" ".join(r.split()[: max(1, round(q * len(r.split())))]) for q, r in zip(shares, REFERENCES)]
+
+
+def record(arm, method, bleu, chrf, off, cost, tgt="de", prior=None, steps=0, kept=None):
     samples = [{"id": f"{tgt}-{i}", "source": f"Source sentence {i}.", "reference": f"Referenz {i}.",
                 "output": f"{arm} output {i}.", "prior": "Das" if prior else None} for i in range(5)]
+    per_item = {"output": outputs(kept), "reference": REFERENCES} if kept is not None else {}
     return {"experiment": "demo", "arm": arm, "method": method, "task": "mt", "src": "en", "tgt": tgt,
             "metrics": {"bleu": bleu, "chrf": chrf, "off_target_rate": off},
             "signatures": {"bleu": "nrefs:1|tok:13a|version:2.6.0", "chrf": "nrefs:1|nc:6|version:2.6.0"},
-            "n_items": 100, "samples": samples, "prior": prior,
+            "n_items": 100, "samples": samples, "prior": prior, "per_item": per_item,
             "weights": {"path": "/ckpt", "sha256": "abc"}, "config_hash": "cfg123", "git_rev": "deadbeef",
             "cost": {**cost, "extra_decode_steps_per_item": steps, "extra_model_calls_per_item": steps}}
 
 
 RECORDS = [  # deliberately out of reading order
     record("pretty-sft-k2", "pretty", 14.1, 41.7, 0.04, SFT_COST, prior={"source": "sft", "k": 2}, steps=2),
-    record("sft", "sft", 18.2, 47.3, 0.01, SFT_COST),
-    record("pretty-frequent-k1", "pretty", 9.9, 37.5, 0.12, ZERO_COST, prior={"source": "frequent", "k": 1},
-           steps=1),
-    record("base", "base", 8.4, 35.2, 0.31, ZERO_COST),
+    record("sft", "sft", 18.2, 47.3, 0.01, SFT_COST, kept=[0.8, 1.0] * 20),
+    record("pretty-frequent-k1", "pretty", 9.9, 37.5, 0.12, {**ZERO_COST, "eval_wall_s": 70.0},
+           prior={"source": "frequent", "k": 1}, steps=1, kept=[1.0, 0.8] * 20),
+    record("base", "base", 8.4, 35.2, 0.31, ZERO_COST, kept=0.2),
     record("lora", "lora", 16.5, 45.0, 0.02, LORA_COST),
     record("pretty-sft-k1", "pretty", 13.0, 40.9, 0.05, SFT_COST, prior={"source": "sft", "k": 1}, steps=1),
     record("base", "base", 5.5, 12.0, 0.4, ZERO_COST, tgt="zh"),
@@ -48,16 +60,25 @@ def run_dir(tmp_path):
 
 
 def test_report_writes_its_files(run_dir):
-    paths = build_report(run_dir)
-    assert set(paths) == {"md", "csv", "png", "k_png"}  # k_png: the records have PreTTY arms
+    paths, tables = build_report(run_dir)
+    assert set(paths) == {"md", "html", "csv", "quality_vs_cost", "quality_vs_examples", "quality_vs_device_hours",
+                          "quality_vs_extra_steps", "quality_vs_k"}  # no budget plot: one budget
     assert all(p.parent == run_dir and p.is_file() for p in paths.values())
+    assert "quality: mt: English → German (100 items)" in tables
 
     md = paths["md"].read_text()
     assert "# Cost vs quality: demo" in md and "deadbeef" in md and "cfg123" in md
     assert "## mt: English → German (100 items)" in md and "## mt: English → Chinese" in md
-    assert "| sft | 18.20 | 47.30 | 1.0 | 256 | 20480 | 3.3e13 | 300.0 | 290.0 | 5000 | 0 |" in md
-    assert "| pretty-sft-k2 | 14.10 | 41.70 | 4.0 | 256 | 20480 | 3.3e13 | 300.0 | 290.0 | 5000 | 2 |" in md
-    assert "| base | 8.40 | 35.20 | 31.0 | 0 | 0 | 0 | 0.0 | 0.0 | 0 | 0 |" in md
+    # records without per-item outputs have no interval; SFT is the arm the others are tested against
+    assert "| pretty-sft-k2 | 14.10 | 41.70 | n/a | 4.0 |  | 256 | 20480 | 3.3e13 | 300.0 | 290.0 | 5000 | 2 |" in md
+    sft = next(line for line in md.splitlines() if line.startswith("| sft | 18.20 | 47.30 | ±"))
+    assert sft.endswith("| 1.0 |  | 256 | 20480 | 3.3e13 | 300.0 | 290.0 | 5000 | 0 |")
+    # base keeps a fifth of each reference, SFT most of it: a significant gap; the frequent prior as much, on other items
+    assert "| 31.0 | 0.001* | 0 | 0 | 0 | 0.0 | 0.0 | 0 | 0 |" in next(l for l in md.splitlines() if l.startswith("| base |"))
+    frequent = next(l for l in md.splitlines() if l.startswith("| pretty-frequent-k1 |")).split(" | ")
+    assert float(frequent[5]) > 0.05
+    # the frequent prior costs 10 s more per 100 items than base: SFT's 290 device-seconds pay back after 2,900
+    assert "| sft | pretty-frequent-k1 | 290 | 0.100 | 2,900 |" in md
     assert "`nrefs:1|tok:13a|version:2.6.0`" in md
 
     german = md.split("## mt: English → German")[1].split("##")[0]
@@ -74,9 +95,9 @@ def test_report_writes_its_files(run_dir):
     assert float(sft_de["chrf"]) == 47.3 and float(sft_de["train_flops"]) == 3.3e13
     assert {r["prior_source"] for r in rows} == {"", "sft", "frequent"}
 
-    png = paths["png"].read_bytes()
+    png = paths["quality_vs_cost"].read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 20_000
-    pixels = imread(paths["png"])[..., :3]
+    pixels = imread(paths["quality_vs_cost"])[..., :3]
     panels = pixels[: int(0.85 * len(pixels))]  # above the legend
     for method_color in ("tab:gray", "tab:blue", "tab:orange", "tab:green"):  # every method is plotted
         assert (np.abs(panels - to_rgb(method_color)).max(axis=-1) < 0.02).sum() > 20, method_color
@@ -84,8 +105,8 @@ def test_report_writes_its_files(run_dir):
 
 def test_missing_optional_fields_are_tolerated(tmp_path):
     (tmp_path / "results.jsonl").write_text(json.dumps({"arm": "base", "metrics": {"chrf": 30.0}}) + "\n")
-    md = build_report(tmp_path)["md"].read_text()
-    assert "| base | n/a | 30.00 | n/a |" in md
+    md = build_report(tmp_path)[0]["md"].read_text()
+    assert "| base | n/a | 30.00 | n/a | n/a |" in md
 
 
 def test_malformed_line_names_line_number(run_dir):
@@ -116,3 +137,35 @@ def test_cli(run_dir, tmp_path_factory, capsys):
 
     assert cli.main(["report", str(tmp_path_factory.mktemp("empty"))]) == 2
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_tagging_intervals_and_paired_test():
+    gold = [["DET", "NOUN", "VERB", "PUNCT"]] * 30
+    refs = [" ".join(g) for g in gold]
+    perfect, broken = list(refs), ["DET NOUN NOUN PUNCT"] * 30        # 100% and 75% accuracy
+    half = ["DET NOUN VERB PUNCT", "oops"] * 15                        # 50%: every other item unparseable
+    rows = [{"arm": a, "experiment": "x", "per_item": {"output": o, "reference": refs}}
+            for a, o in (("sft", perfect), ("base", broken), ("pretty-oracle-k1", half))]
+    sft, base, pretty = intervals(rows, "pos")
+    assert sft.mean == pytest.approx(1.0) and sft.half_width == 0 and sft.p_vs_sft is None
+    assert base.mean == pytest.approx(0.75) and base.p_vs_sft < 0.01
+    assert pretty.mean == pytest.approx(0.5, abs=0.05) and 0.1 < pretty.half_width < 0.3
+    # an experiment without an SFT arm still gets intervals, but no test
+    alone = intervals([{**rows[1], "arm": "base"}], "pos")[0]
+    assert alone.mean == pytest.approx(0.75) and alone.p_vs_sft is None
+
+
+def test_pareto_front_keeps_what_nothing_cheaper_beats():
+    points = [(0, 30.0), (0, 35.0), (1e13, 33.0), (2e13, 45.0), (3e13, 44.0), (4e13, 47.0)]
+    assert pareto_front(points) == [1, 3, 5]
+
+
+def test_html_page_holds_tables_and_plots(run_dir):
+    paths, _ = build_report(run_dir)
+    page = paths["html"].read_text()
+    assert page.startswith("<!DOCTYPE html>") and "<th>chrF ±95%</th>" not in page  # headers carry a class
+    assert '<th class="num">chrF ±95%</th>' in page and "<td>pretty-frequent-k1</td>" in page
+    for stem in ("quality_vs_cost", "quality_vs_examples", "quality_vs_device_hours", "quality_vs_extra_steps",
+                 "quality_vs_k"):
+        assert f'<img src="{stem}.png"' in page and (run_dir / f"{stem}.png").is_file()
+    assert "<script" not in page and "http" not in page  # self-contained: nothing to fetch

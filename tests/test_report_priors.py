@@ -1,4 +1,8 @@
-from eval.report_priors import render_k_plot, render_recovery
+from eval.report_priors import recovery_tables, render_k_plot
+
+
+def render_recovery(records):
+    return "\n".join(t.markdown(3) for t in recovery_tables(records))
 
 
 def rec(arm, method, chrf, prior=None, task="mt", tgt="de"):

@@ -58,6 +58,7 @@ def test_results_are_complete_and_traceable(smoke):
         assert r["config_hash"] == config_hash and r["git_rev"]
         assert "tok:13a" in r["signatures"]["bleu"]
         assert len(r["samples"]) == 3 and all("output" in s for s in r["samples"])
+        assert len(r["per_item"]["output"]) == len(r["per_item"]["reference"]) == 8  # what the report's CIs need
         assert Path(r["weights"]["path"]).exists()
         assert r["weights"]["sha256"] == hash_weights(r["weights"]["path"])
     by_arm = {r["arm"]: r for r in records}
@@ -81,12 +82,14 @@ def test_wandb_offline_runs_hold_the_logged_metrics(smoke):
     for rec in read_jsonl(run / "results.jsonl"):
         summary = evals[f"{rec['arm']}-mt-en-de"]["summary"]
         assert summary["mt/en-de/chrf"] == pytest.approx(rec["metrics"]["chrf"])
-    assert any(r["job_type"] == "report" for r in logged)
+    report = next(r for r in logged if r["job_type"] == "report")
+    assert any(h.get("report/quality: mt: English → German (8 items)/_type") == "table-file"
+               for h in report["history"])  # the report's tables as W&B Tables
 
 
 def test_report_is_rebuilt_from_results_alone(smoke, tmp_path):
     run, first, _, _ = smoke
-    for name in ("report.md", "report.csv", "quality_vs_cost.png"):
+    for name in ("report.md", "report.html", "report.csv", "quality_vs_cost.png", "quality_vs_k.png"):
         assert (run / name).stat().st_size > 100
     alone = tmp_path / "copy"
     alone.mkdir()

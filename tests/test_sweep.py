@@ -43,6 +43,7 @@ def test_sweep_runs_skips_finished_and_reports_across_experiments(tmp_path, caps
     assert logged and all(r["group"] == "smoke-sweep" for r in logged)
     report = (sweep / "report.md").read_text()
     assert "smoke-sweep-budget8: base" in report and "smoke-sweep-budget16: pretty-frequent-k1" in report
+    assert (sweep / "quality_vs_budget.png").stat().st_size > 10_000 and (sweep / "report.html").is_file()
     capsys.readouterr()
     assert cli.main(["sweep", SMOKE_SWEEP, "--output-dir", str(out), "--dry-run"]) == 0
     assert capsys.readouterr().out.count(", finished)") == 2

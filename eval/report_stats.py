@@ -1,0 +1,115 @@
+"""Uncertainty and pay-back for the report, from the records alone.
+
+Confidence intervals and significance come from the outputs and references each record keeps (`per_item`):
+a 95% bootstrap interval of every arm's score and a paired bootstrap test of each arm against the SFT arm of
+the same experiment (Koehn, 2004; 1,000 resamples, seeded). Translation goes through sacreBLEU's own paired
+bootstrap, which recomputes corpus chrF on every resample; tagging resamples sentences the same way and
+recomputes the micro-averaged UPOS accuracy.
+
+Break-even: a training arm pays its training once, a PreTTY arm pays its prior on every item. After
+N = (training device-seconds) / (PreTTY's extra device-seconds per item over the base arm) evaluated items the
+two have cost the same compute.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+from sacrebleu.metrics import CHRF
+from sacrebleu.significance import PairedTest, estimate_ci
+
+from eval.pos import score_tagging
+from eval.records import Record, cost, label
+
+RESAMPLES = 1000
+SEED = 12345  # sacreBLEU's default seed, so both tasks resample alike
+
+
+@dataclass(frozen=True)
+class Interval:
+    mean: float          # bootstrap mean (the metric's scale: chrF 0-100, accuracy 0-1)
+    half_width: float    # of the 95% interval
+    p_vs_sft: float | None  # paired test against the SFT arm; None for SFT itself or when there is none
+
+
+def _outputs(r: Record) -> tuple[list[str] | None, list[str] | None]:
+    per_item = r.get("per_item") or {}
+    return per_item.get("output"), per_item.get("reference")
+
+
+def intervals(rows: list[Record], task: str) -> list[Interval | None]:
+    """An interval per row (None where the record keeps no outputs, or scored other references than the
+    arm it is compared with). Rows of one experiment are compared with that experiment's SFT arm."""
+    out: list[Interval | None] = [None] * len(rows)
+    by_experiment: dict[str, list[int]] = defaultdict(list)
+    for i, r in enumerate(rows):
+        if _outputs(r)[0] is not None:
+            by_experiment[r.get("experiment") or ""].append(i)
+    for members in by_experiment.values():
+        sft = next((i for i in members if rows[i]["arm"] == "sft"), None)
+        anchor = members[0] if sft is None else sft
+        refs = _outputs(rows[anchor])[1]
+        order = [anchor] + [i for i in members if i != anchor and _outputs(rows[i])[1] == refs]
+        systems = [_outputs(rows[i])[0] for i in order]
+        scored = _translation(systems, refs) if task == "mt" else _tagging(systems, refs)
+        for i, (mean, half_width, p) in zip(order, scored):
+            out[i] = Interval(mean, half_width, None if sft is None or i == sft else p)
+    return out
+
+
+def _translation(systems: list[list[str]], refs: list[str]) -> list[tuple[float, float, float | None]]:
+    named = [(str(j), hyps) for j, hyps in enumerate(systems)]
+    _, scores = PairedTest(named, {"chrf": CHRF()}, [refs], test_type="bs", n_samples=RESAMPLES)()
+    (results,) = [v for k, v in scores.items() if k != "System"]
+    return [(float(r.mean), float(r.ci), r.p_value) for r in results]
+
+
+def _tagging(systems: list[list[str]], refs: list[str]) -> list[tuple[float, float, float | None]]:
+    gold = [r.split() for r in refs]
+    words = np.array([len(g) for g in gold], dtype=float)
+    resamples = np.random.default_rng(SEED).choice(len(refs), size=(RESAMPLES, len(refs)), replace=True)
+    hits = [np.array(score_tagging(hyps, gold)["per_item"]["accuracy"]) * words for hyps in systems]
+    sampled = [h[resamples].sum(axis=1) / words[resamples].sum(axis=1) for h in hits]
+    actual = [h.sum() / words.sum() for h in hits]
+    out = []
+    for j, scores in enumerate(sampled):
+        mean, half_width = estimate_ci(scores)
+        p = None
+        if j > 0:  # as sacreBLEU (after Moses/MultEval): how often a resampled gap exceeds the observed one
+            gaps = np.abs(scores - sampled[0])
+            p = (np.sum(gaps - gaps.mean() > abs(actual[j] - actual[0])).item() + 1) / (RESAMPLES + 1)
+        out.append((float(mean), float(half_width), p))
+    return out
+
+
+@dataclass(frozen=True)
+class BreakEven:
+    trained: str          # training arm
+    pretty: str           # PreTTY arm it is set against
+    train_device_s: float
+    extra_s_per_item: float
+    items: float          # math.inf when the prior costs nothing measurable per item
+
+
+def break_even(rows: list[Record]) -> list[BreakEven]:
+    """Every training arm against every PreTTY arm that did not itself pay for that training."""
+    base = next((r for r in rows if r.get("method") == "base"), None)
+    if base is None or not cost(base, "eval_wall_s") or not base.get("n_items"):
+        return []
+    base_per_item = cost(base, "eval_wall_s") / base["n_items"]
+    out = []
+    for t in rows:
+        if t.get("method") not in ("sft", "lora") or not cost(t, "train_device_s"):
+            continue
+        for p in rows:
+            if p.get("method") != "pretty" or not p.get("n_items") or cost(p, "eval_wall_s") is None:
+                continue
+            own = cost(p, "train_device_s") or 0.0
+            if own >= cost(t, "train_device_s"):
+                continue  # a prior from that very training (or a dearer one) never pays back
+            extra = cost(p, "eval_wall_s") / p["n_items"] - base_per_item
+            paid = cost(t, "train_device_s") - own
+            out.append(BreakEven(label(t), label(p), paid, extra, paid / extra if extra > 0 else math.inf))
+    return out
