@@ -67,10 +67,11 @@ def cmd_sweep(args) -> None:
     _report(Path(args.output_dir) / spec.name)
 
 
-def _report(run_dir: Path, cfg=None) -> None:
+def _report(run_dir: Path, cfg=None, usd_per_device_hour: float | None = None) -> None:
     from eval.report import build_report
 
-    paths, tables = build_report(run_dir)
+    price = usd_per_device_hour or (cfg.report.usd_per_device_hour if cfg is not None else None)
+    paths, tables = build_report(run_dir, usd_per_device_hour=price)
     print(paths["md"].read_text())
     for p in paths.values():
         print(f"[report] {p}")
@@ -94,7 +95,7 @@ def cmd_report(args) -> None:
         from core.config import load_config
 
         cfg = load_config(run_dir / "config.yaml")
-    _report(run_dir, cfg)
+    _report(run_dir, cfg, args.usd_per_device_hour)
 
 
 def main(argv=None) -> int:
@@ -124,7 +125,9 @@ def main(argv=None) -> int:
     sw.add_argument("--nodes", type=int, default=1, help="with --slurm: nodes per experiment")
     sw.set_defaults(func=cmd_sweep)
     rep = sub.add_parser("report", help="rebuild the report of a run directory from its results.jsonl")
-    rep.add_argument("run_dir")
+    rep.add_argument("run_dir", help="a run directory, or a sweep's (every run one level down)")
+    rep.add_argument("--usd-per-device-hour", type=float, metavar="USD",
+                     help="price of a device-hour: adds training cost in money (default: report.usd_per_device_hour)")
     rep.set_defaults(func=cmd_report)
     sub.add_parser("analyze", help="token distribution shift of an aligned checkpoint against its base model",
                    add_help=False)

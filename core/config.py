@@ -177,6 +177,11 @@ class WandbSpec(Strict):
     group: Optional[str] = Field(None, description="W&B group; default: the experiment name (a sweep sets its own)")
 
 
+class ReportSpec(Strict):
+    usd_per_device_hour: Optional[float] = Field(
+        None, gt=0, description="price of one device-hour; the report then adds each arm's training cost in USD")
+
+
 class ExperimentConfig(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     seed: int = 0
@@ -187,6 +192,7 @@ class ExperimentConfig(Strict):
     deepspeed: DeepSpeedSpec = DeepSpeedSpec()
     eval: EvalSpec = EvalSpec()
     wandb: WandbSpec = WandbSpec()
+    report: ReportSpec = ReportSpec()
     output_dir: str = "runs"
 
     @model_validator(mode="after")
@@ -213,11 +219,12 @@ class ExperimentConfig(Strict):
         return [a for a in self.arms if a.method in TRAINED]
 
     def hash(self) -> str:
-        """Identity of an experiment: everything that changes results (not where they go or how they are logged).
+        """Identity of an experiment: everything that changes results (not where they go, how they are logged
+        or priced).
         Unset (None) fields are left out, so a new optional field in the schema keeps existing runs' hashes;
         the rendezvous port and hostfile say where ranks meet, not what they compute."""
         d = self.model_dump(mode="json", exclude_none=True, exclude={
-            "output_dir": True, "wandb": True, "deepspeed": {"master_port", "hostfile"}})
+            "output_dir": True, "wandb": True, "report": True, "deepspeed": {"master_port", "hostfile"}})
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 

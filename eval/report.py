@@ -82,14 +82,21 @@ COLUMNS: list[Column] = [
 ]
 
 
-def quality_tables(records: list[Record]) -> list[Table]:
+def _money(usd_per_device_hour: float) -> Column:
+    return (f"train USD (at {usd_per_device_hour:g}/device-h)",
+            lambda r: None if cost(r, "train_device_s") is None else cost(r, "train_device_s") / 3600 * usd_per_device_hour,
+            _number(".2f"))
+
+
+def quality_tables(records: list[Record], usd_per_device_hour: float | None = None) -> list[Table]:
     """One table per task/direction; each record gets its bootstrap interval as r["_ci"] on the way."""
+    money = [_money(usd_per_device_hour)] if usd_per_device_hour else []
     tables = []
     for (task, src, tgt), rows in groups(records).items():
         for r, ci in zip(rows, intervals(rows, task)):
             r["_ci"] = ci
         n_items = "/".join(distinct(rows, "n_items")) or "?"
-        columns = TASK_COLUMNS.get(task, []) + COLUMNS
+        columns = TASK_COLUMNS.get(task, []) + COLUMNS + money
         note = "±95%: half-width of the 95% bootstrap interval; p vs SFT: paired bootstrap (* below 0.05)."
         if task == "mt":
             signatures = []
@@ -202,12 +209,12 @@ def render_csv(records: list[Record]) -> str:
 
 # ---------------------------------------------------------------- entry point
 
-def build_report(run_dir: Path) -> tuple[dict[str, Path], dict[str, Table]]:
+def build_report(run_dir: Path, usd_per_device_hour: float | None = None) -> tuple[dict[str, Path], dict[str, Table]]:
     """Write the report files into run_dir; return their paths by kind (md, html, csv and one key per plot)
     and every table by a name (for W&B). Every file is replaced atomically: a crash leaves the previous report, never half of one."""
     run_dir = Path(run_dir)
     records = load_records(run_dir)
-    sections = {"": quality_tables(records),  # first: it annotates the records with their intervals
+    sections = {"": quality_tables(records, usd_per_device_hour),  # first: it annotates the records with their CIs
                 "Share of SFT recovered by PreTTY": recovery_tables(records),
                 "Break-even: training arm against PreTTY's per-item overhead": break_even_tables(records)}
     sections = {k: v for k, v in sections.items() if v}

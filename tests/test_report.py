@@ -169,3 +169,11 @@ def test_html_page_holds_tables_and_plots(run_dir):
                  "quality_vs_k"):
         assert f'<img src="{stem}.png"' in page and (run_dir / f"{stem}.png").is_file()
     assert "<script" not in page and "http" not in page  # self-contained: nothing to fetch
+
+
+def test_prices_add_training_cost_in_money(run_dir, capsys):
+    assert cli.main(["report", str(run_dir), "--usd-per-device-hour", "3.6"]) == 0
+    sft = next(l for l in (run_dir / "report.md").read_text().splitlines() if l.startswith("| sft | 18.20"))
+    assert "train USD (at 3.6/device-h)" in capsys.readouterr().out and sft.endswith("| 0 | 0.29 |")  # 290 s
+    build_report(run_dir)  # no price, no money column
+    assert "USD" not in (run_dir / "report.md").read_text()
