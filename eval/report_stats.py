@@ -94,7 +94,7 @@ class BreakEven:
 
 
 def break_even(rows: list[Record]) -> list[BreakEven]:
-    """Every training arm against every PreTTY arm that did not itself pay for that training."""
+    """Every training arm against every deployable PreTTY arm that did not itself pay for that training."""
     base = next((r for r in rows if r.get("method") == "base"), None)
     if base is None or not cost(base, "eval_wall_s") or not base.get("n_items"):
         return []
@@ -106,6 +106,8 @@ def break_even(rows: list[Record]) -> list[BreakEven]:
         for p in rows:
             if p.get("method") != "pretty" or not p.get("n_items") or cost(p, "eval_wall_s") is None:
                 continue
+            if (p.get("prior") or {}).get("source") == "oracle":
+                continue  # reads the reference: an upper bound, never deployed, so never a cost to weigh
             own = cost(p, "train_device_s") or 0.0
             if own >= cost(t, "train_device_s"):
                 continue  # a prior from that very training (or a dearer one) never pays back
