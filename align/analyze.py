@@ -194,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--base", help="base model (default: the run's model)")
     p.add_argument("--aligned", help="aligned checkpoint directory (default: the arm's checkpoint)")
     p.add_argument("--adapter", action="store_true", help="--aligned is a PEFT adapter to load on --base")
+    p.add_argument("--task", default="mt", choices=["mt", "pos"],
+                   help="only test rows of this task (default mt; POS rows share the direction names)")
     p.add_argument("--direction", help="only test rows of this direction, e.g. en-de (default: all)")
     p.add_argument("--n", type=int, default=50, help="first N test rows")
     p.add_argument("--max-new-tokens", type=int, default=48)
@@ -209,9 +211,10 @@ def main(argv: list[str] | None = None) -> int:
         test = run_dir / "data" / "test.jsonl"
         if not test.is_file():
             raise UserError(f"{test}: no such file (run the prepare stage first)")
-        rows = [r for r in read_jsonl(test) if args.direction in (None, r.get("direction"))][:args.n]
+        rows = [r for r in read_jsonl(test)
+                if r.get("task", "mt") == args.task and args.direction in (None, r.get("direction"))][:args.n]
         if not rows:
-            raise UserError(f"{test}: no rows" + (f" of direction {args.direction!r}" if args.direction else ""))
+            raise UserError(f"{test}: no {args.task} rows" + (f" of direction {args.direction!r}" if args.direction else ""))
         if any("prompt" not in r for r in rows):
             raise UserError(f"{test}: rows lack a 'prompt' field")
         cfg = _run_config(run_dir)
@@ -234,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
             wandb_run = init_run(cfg, run_dir, out.stem, "analysis")
         analyze(resolve(base), aligned, [r["prompt"] for r in rows], adapter=adapter,
                 max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, dtype=args.dtype, out=out,
-                wandb_run=wandb_run, meta={"run_dir": str(run_dir), "direction": args.direction, "arm": args.arm})
+                wandb_run=wandb_run, meta={"run_dir": str(run_dir), "task": args.task, "direction": args.direction, "arm": args.arm})
         if wandb_run is not None:
             wandb_run.finish()
     except UserError as e:

@@ -98,7 +98,9 @@ def test_different_vocabularies_are_refused(tok, model):
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, tok, model):
     root = tmp_path_factory.mktemp("shift")
-    rows = [{"prompt": p, "direction": d} for p, d in zip(PROMPTS, ["en-de", "en-de", "en-fr", "en-de"])]
+    # the first row is a POS row of the same direction: --task keeps it out of a translation analysis
+    rows = [{"prompt": p, "task": t, "direction": d}
+            for p, t, d in zip(PROMPTS, ["pos", "mt", "mt", "mt"], ["en-de", "en-de", "en-fr", "en-de"])]
     (root / "data").mkdir()
     (root / "data" / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     perturbed(model, 0.2).save_pretrained(root / "sft")
@@ -109,9 +111,9 @@ def run_dir(tmp_path_factory, tok, model):
 def test_cli_writes_json_and_plot(run_dir, tiny_model, capsys):
     out = run_dir / "results" / "shift.json"
     assert main(["--base", tiny_model, "--aligned", str(run_dir / "sft"), "--run-dir", str(run_dir),
-                 "--direction", "en-de", "--n", "2", "--max-new-tokens", "6", "--out", str(out)]) == 0
+                 "--direction", "en-de", "--n", "5", "--max-new-tokens", "6", "--out", str(out)]) == 0
     res = json.loads(out.read_text())
-    assert res["n_items"] == 2 and res["direction"] == "en-de" and [s["j"] for s in res["by_prior"]] == [0, 1, 2]
+    assert res["n_items"] == 2 and res["direction"] == "en-de" and res["task"] == "mt" and [s["j"] for s in res["by_prior"]] == [0, 1, 2]
     assert set(res["items"][0]) == {"kl", "base_rank", "prompt", "output", "tokens"}
     assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
 
