@@ -7,7 +7,7 @@ tokens and lets the base decode on; under teacher forcing the base already sees 
 priors" selects positions t >= j, and position t = j is the one right after the prior.
 
   ./launch.sh analyze --run-dir runs/demo --arm sft --direction en-de --n 50
-      -> runs/demo/analysis/shift-sft-en-de.json and .png, and a W&B run (job type "analysis")
+      -> runs/demo/analysis/shift-sft-mt-en-de.json and .png, and a W&B run (job type "analysis")
 """
 from __future__ import annotations
 
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--dtype", default="float32", help="float32 keeps small KLs above rounding noise")
     p.add_argument("--out", help="JSON file, the plot goes next to it as .png "
-                                 "(default RUN_DIR/analysis/shift-ARM[-DIRECTION].json)")
+                                 "(default RUN_DIR/analysis/shift-ARM-TASK[-DIRECTION].json)")
     args = p.parse_args(argv)
     try:
         from core.models import resolve
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         if not test.is_file():
             raise UserError(f"{test}: no such file (run the prepare stage first)")
         rows = [r for r in read_jsonl(test)
-                if r.get("task", "mt") == args.task and args.direction in (None, r.get("direction"))][:args.n]
+                if r.get("task") == args.task and args.direction in (None, r.get("direction"))][:args.n]
         if not rows:
             raise UserError(f"{test}: no {args.task} rows" + (f" of direction {args.direction!r}" if args.direction else ""))
         if any("prompt" not in r for r in rows):
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         if adapter and not (Path(aligned) / "adapter_config.json").is_file():
             raise UserError(f"{aligned}: not a PEFT adapter directory (no adapter_config.json)")
         aligned = str(Path(aligned).resolve()) if adapter else resolve(aligned)
-        out = Path(args.out or run_dir / "analysis" / f"shift-{args.arm}{'-' + args.direction if args.direction else ''}.json")
+        out = Path(args.out or run_dir / "analysis" / f"shift-{args.arm}-{args.task}{'-' + args.direction if args.direction else ''}.json")
         wandb_run = None
         if cfg is not None and cfg.wandb.mode != "disabled":
             from core.tracking import init_run
