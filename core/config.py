@@ -13,6 +13,7 @@ from typing import Annotated, Literal, Optional, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from core.data.mono import BibleText, MonoSource
 from core.data.parallel import ParallelSource
 from core.errors import UserError
 from core.languages import language
@@ -34,6 +35,8 @@ class DataSpec(Strict):
     dir: Optional[str] = Field(None, description="data directory (UD, CLiKA); default: env YARN_DATA_DIR")
     budget: int = Field(gt=0, description="labelled training examples per task direction, shared by every arm")
     test_size: int = Field(gt=0, description="test items per task direction")
+    token_budget: Optional[int] = Field(None, gt=1, description="training tokens of every pretraining arm (cpt, "
+                                        "mixed); default: the tokens of the labelled budget, what one SFT epoch sees")
 
 
 def _check_language(code: str) -> str:
@@ -102,6 +105,10 @@ class TrainArgs(Strict):
     max_length: int = Field(256, gt=8, description="examples longer than this are rejected, never silently cut")
     warmup_ratio: float = Field(0.0, ge=0, lt=1)
     logging_steps: int = Field(5, gt=0)
+    save_steps: Optional[int] = Field(None, gt=0, description="checkpoint every N optimizer steps; a killed run "
+                                      "started again resumes from the last complete one (default: final model only)")
+    init_from: Optional[str] = Field(None, description="start from this earlier arm's checkpoint instead of the base "
+                                     "model (two-stage, e.g. cpt then sft); the ledger adds both stages' costs")
 
 
 class BaseArm(Strict):
@@ -122,6 +129,39 @@ class LoraArm(TrainArgs):
     alpha: int = Field(32, gt=0)
     dropout: float = Field(0.05, ge=0, lt=1)
     target_modules: Union[str, list[str]] = "all-linear"
+
+
+class PretrainArm(TrainArgs):
+    """Causal-LM training on monolingual text: `cpt` on one target language, `mixed` on several. Each stops at
+    exactly data.token_budget training tokens; one sequence never holds two documents (no packing)."""
+    method: Literal["cpt", "mixed"]
+    name: str = ""
+    langs: list[str] = Field(min_length=1, description="cpt: [the target language]; mixed: two or more")
+    text: list[MonoSource] = Field(default_factory=lambda: [BibleText()], min_length=1,
+                                   description="monolingual text sources (default: the Bible's training books)")
+    probabilities: Optional[dict[str, float]] = Field(None, description="mixed: explicit sampling probability per language")
+    alpha: float = Field(0.3, gt=0, le=1, description="mixed without probabilities: p_l proportional to n_l^alpha "
+                         "(n_l: the language's tokens of text)")
+    learning_rate: float = Field(2e-5, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> "PretrainArm":
+        self.name = self.name or self.method
+        self.langs = [_check_language(lang) for lang in self.langs]
+        if len(set(self.langs)) != len(self.langs):
+            raise ValueError(f"langs repeats a language: {self.langs}")
+        if self.method == "cpt" and len(self.langs) != 1:
+            raise ValueError("cpt trains on one language (langs: [de]); use method: mixed for several")
+        if self.method == "mixed" and len(self.langs) < 2:
+            raise ValueError("mixed needs two or more langs")
+        if self.epochs != 1:
+            raise ValueError("epochs: a pretraining arm's length is data.token_budget, not epochs")
+        if self.probabilities is not None:
+            if set(self.probabilities) != set(self.langs):
+                raise ValueError(f"probabilities must name exactly the langs {self.langs}")
+            if any(p <= 0 for p in self.probabilities.values()) or abs(sum(self.probabilities.values()) - 1) > 1e-6:
+                raise ValueError("probabilities must be positive and sum to 1")
+        return self
 
 
 class PrettyArm(Strict):
@@ -146,8 +186,9 @@ class PrettyArm(Strict):
         return self
 
 
-Arm = Annotated[Union[BaseArm, SftArm, LoraArm, PrettyArm], Field(discriminator="method")]
-TRAINED = ("sft", "lora")
+Arm = Annotated[Union[BaseArm, SftArm, LoraArm, PretrainArm, PrettyArm], Field(discriminator="method")]
+TRAINED = ("sft", "lora", "cpt", "mixed")
+FULL_WEIGHTS = ("sft", "cpt", "mixed")   # arms whose checkpoint is a whole model another arm can start from
 
 
 class DeepSpeedSpec(Strict):
@@ -180,6 +221,8 @@ class WandbSpec(Strict):
 class ReportSpec(Strict):
     usd_per_device_hour: Optional[float] = Field(
         None, gt=0, description="price of one device-hour; the report then adds each arm's training cost in USD")
+    peak_tflops: Optional[float] = Field(
+        None, gt=0, description="the training device's peak TFLOP/s for MFU; default: core.ledger.PEAK_TFLOPS by GPU name")
 
 
 class ExperimentConfig(Strict):
@@ -205,8 +248,14 @@ class ExperimentConfig(Strict):
         for a in self.arms:
             if isinstance(a, PrettyArm) and a.from_arm is not None:
                 src = by_name.get(a.from_arm)
-                if src is None or src.method not in TRAINED:
-                    raise ValueError(f"arm {a.name!r}: from_arm {a.from_arm!r} is not a training arm of this experiment")
+                if src is None or src.method not in ("sft", "lora"):
+                    raise ValueError(f"arm {a.name!r}: from_arm {a.from_arm!r} is not an sft or lora arm of this experiment")
+        for i, a in enumerate(self.arms):
+            start = getattr(a, "init_from", None)
+            if start is not None:
+                earlier = {b.name: b for b in self.arms[:i]}
+                if start not in earlier or earlier[start].method not in FULL_WEIGHTS:
+                    raise ValueError(f"arm {a.name!r}: init_from {start!r} must name an earlier sft, cpt or mixed arm")
         return self
 
     def arm(self, name: str):
@@ -281,7 +330,7 @@ def _line_of(path: Path, loc: tuple) -> Optional[int]:
     return line
 
 
-_UNION_TAGS = {"base", "sft", "lora", "pretty", "bible", "pud", "file", "hub"}
+_UNION_TAGS = {"base", "sft", "lora", "cpt", "mixed", "pretty", "bible", "pud", "file", "hub", "text", "gettext"}
 
 
 def load_config(path: str | Path, overrides: list[str] = ()) -> ExperimentConfig:
@@ -302,7 +351,8 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> ExperimentConfig
     except ValidationError as e:
         err = e.errors()[0]
         # pydantic puts the union tag ('sft', 'bible'...) into the location; the user never wrote it
-        loc = tuple(p for i, p in enumerate(err["loc"]) if not (p in _UNION_TAGS and i < len(err["loc"]) - 1))
+        loc = tuple(p for i, p in enumerate(err["loc"]) if not (p in _UNION_TAGS and (
+            i < len(err["loc"]) - 1 or (i and isinstance(err["loc"][i - 1], int)))))
         field = ".".join(str(p) for p in loc) or "(top level)"
         line = _line_of(path, loc)
         where = f"{path}:{line}" if line else str(path)

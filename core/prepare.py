@@ -8,7 +8,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from core.config import ExperimentConfig, MtTask, dump_config
+from core.config import ExperimentConfig, MtTask, PretrainArm, dump_config
+from core.data import mixing
+from core.data.mono import documents
 from core.data.budget import check_disjoint, select
 from core.data.parallel import Pair, load_pairs
 from core.data.ud import TaggedSentence, load_tagged
@@ -127,8 +129,13 @@ def prepare(cfg: ExperimentConfig, config_path: Path) -> Path:
         _mt(cfg, ddir, config_path.resolve().parent, train_rows, test_rows, manifest)
     if cfg.tasks.pos:
         _pos(cfg, ddir, train_rows, test_rows, manifest)
-    _check_lengths(cfg, model_path, train_rows)
+    tok = load_tokenizer(model_path, cfg.model.trust_remote_code)
+    _check_lengths(cfg, tok, train_rows)
+    streams = _pretraining_streams(cfg, tok, train_rows, config_path.resolve().parent)
 
+    for arm_name, stream in streams.items():
+        atomic_write_jsonl(out / "data" / f"pretrain-{arm_name}.jsonl", stream.rows)
+        manifest[f"pretrain {arm_name}"] = stream.manifest()
     atomic_write_jsonl(out / "data" / "train.jsonl", train_rows)
     atomic_write_jsonl(out / "data" / "test.jsonl", test_rows)
     atomic_write_json(out / "data" / "manifest.json", manifest)
@@ -137,13 +144,41 @@ def prepare(cfg: ExperimentConfig, config_path: Path) -> Path:
     return out
 
 
-def _check_lengths(cfg: ExperimentConfig, model_path: str, rows: list[dict]) -> None:
-    """Examples longer than an arm's max_length are an error: truncating them would silently shrink the budget."""
-    arms = cfg.trained_arms()
+def token_budget(cfg: ExperimentConfig, tok, rows: list[dict]) -> int:
+    """The configured token budget, or the labelled budget's tokens (prompt, completion, EOS): one SFT epoch."""
+    if cfg.data.token_budget:
+        return cfg.data.token_budget
+    return sum(len(ids) + 1 for ids in tok([r["prompt"] + r["completion"] for r in rows]).input_ids)
+
+
+def _pretraining_streams(cfg: ExperimentConfig, tok, train_rows: list[dict], base_dir: Path) -> dict[str, mixing.Stream]:
+    arms = [a for a in cfg.arms if isinstance(a, PretrainArm)]
     if not arms:
+        return {}
+    budget = token_budget(cfg, tok, train_rows)
+    streams = {}
+    for i, arm in enumerate(cfg.arms):
+        if not isinstance(arm, PretrainArm):
+            continue
+        what = f"arms.{i}.text ({arm.name})"
+        try:
+            docs = {lang: documents(arm.text, lang, base_dir) for lang in arm.langs}
+        except UserError as e:
+            raise UserError(f"{what}: {e}") from None
+        print(f"[prepare] {arm.name}: {budget:,} training tokens from "
+              + ", ".join(f"{lang} ({len(d):,} documents)" for lang, d in docs.items()), flush=True)
+        streams[arm.name] = mixing.build(docs, tok, budget, arm.max_length, cfg.seed, arm.alpha, arm.probabilities, what)
+        if any(p > 1 for p in streams[arm.name].passes.values()):
+            print(f"[prepare] {arm.name}: the budget repeats text ({streams[arm.name].passes} passes)", flush=True)
+    return streams
+
+
+def _check_lengths(cfg: ExperimentConfig, tok, rows: list[dict]) -> None:
+    """Examples longer than an arm's max_length are an error: truncating them would silently shrink the budget."""
+    arms = [a for a in cfg.trained_arms() if a.method in ("sft", "lora")]
+    if not arms or not rows:
         return
     limit = min(a.max_length for a in arms)
-    tok = load_tokenizer(model_path, cfg.model.trust_remote_code)
     lengths = [len(ids) for ids in tok([r["prompt"] + r["completion"] for r in rows]).input_ids]
     longest = max(range(len(rows)), key=lengths.__getitem__)
     if lengths[longest] + 1 > limit:  # +1: the EOS token the trainer appends

@@ -25,7 +25,8 @@ from eval.tables import Table
 
 METRICS = ("bleu", "chrf", "off_target_rate", "upos_accuracy", "invalid_rate", "position_accuracy")
 COSTS = ("train_examples", "train_tokens", "train_flops", "train_wall_s", "train_device_s",
-         "train_peak_mem_mb", "eval_wall_s", "extra_decode_steps_per_item", "extra_model_calls_per_item")
+         "train_peak_mem_mb", "train_tokens_per_s", "train_mfu", "train_stages", "eval_wall_s",
+         "extra_decode_steps_per_item", "extra_model_calls_per_item")
 SAMPLES_PER_ARM = 3
 SAMPLE_CHARS = 300  # keeps the markdown skimmable; the full outputs stay in results.jsonl
 
@@ -78,6 +79,10 @@ COLUMNS: list[Column] = [
     ("train wall s", lambda r: cost(r, "train_wall_s"), _number(".1f")),
     ("device s", lambda r: cost(r, "train_device_s"), _number(".1f")),
     ("peak mem MB", lambda r: cost(r, "train_peak_mem_mb"), _number(".0f")),
+    ("train tokens/s", lambda r: cost(r, "train_tokens_per_s") or None, _number(".0f")),
+    ("MFU %", lambda r: cost(r, "train_mfu"), _percent),
+    ("tokens by language", lambda r: r.get("train_tokens_by_lang"),
+     lambda d: " ".join(f"{k}:{v}" for k, v in d.items()) if d else ""),
     ("extra decode steps/item", lambda r: cost(r, "extra_decode_steps_per_item"), _number("g")),
 ]
 

@@ -15,7 +15,8 @@ from matplotlib.ticker import NullLocator
 
 from eval.records import QUALITY, Record, cost, direction, distinct, groups, label, method, metric, rank
 
-METHOD_COLORS = {"base": "tab:gray", "sft": "tab:blue", "lora": "tab:orange", "pretty": "tab:green"}
+METHOD_COLORS = {"base": "tab:gray", "sft": "tab:blue", "lora": "tab:orange", "pretty": "tab:green",
+                 "cpt": "tab:purple", "mixed": "tab:brown"}
 
 
 def _device_hours(r: Record) -> float | None:
@@ -184,7 +185,7 @@ def render_budget_plot(records: list[Record]) -> bytes | None:
         for arm, points in sorted(lines.items(), key=lambda kv: (rank(kv[0].split("-")[0]), kv[0])):
             points.sort()
             ax.plot([b for b, _ in points], [q for _, q in points], marker="o", label=arm,
-                    color=METHOD_COLORS.get(arm.split("-")[0]) if arm.split("-")[0] in ("base", "sft", "lora") else None)
+                    color=METHOD_COLORS.get(arm.split("-")[0]) if arm.split("-")[0] != "pretty" else None)
         ax.set_xscale("log", base=2)
         ax.set_title(f"{task}: {direction(src, tgt)}", fontsize=11)
         ax.set_xlabel("data budget (examples per task direction)")

@@ -81,10 +81,15 @@ def render_k_plot(records: list[Record]) -> bytes | None:
     axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax in axes.flat[len(units):]:
         ax.remove()
+    # one colour per prior source in every panel (translation and tagging panels list different sources);
+    # markers shrink from line to line, so a line with the same values as another still shows
+    sources = sorted({source for curves, _, _ in units.values() for source in curves})
+    color = {source: f"C{i % 10}" for i, source in enumerate(sources)}
     for ax, ((task, src, tgt, experiment), (curves, base, sft)) in zip(axes.flat, units.items()):
-        for source, points in curves.items():
+        for i, (source, points) in enumerate(curves.items()):
             ks = sorted(points)
-            ax.plot(ks, [points[k] for k in ks], marker="o", ls="--" if source == "oracle" else "-",
+            ax.plot(ks, [points[k] for k in ks], marker="o", markersize=max(3, 9 - 1.5 * i), color=color[source],
+                    ls="--" if source == "oracle" else "-",
                     label=f"prior: {source}" + (" (upper bound)" if source == "oracle" else ""))
         if sft is not None:
             ax.axhline(sft, color="black", lw=1, alpha=0.6, label="SFT arm")

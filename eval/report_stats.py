@@ -101,7 +101,7 @@ def break_even(rows: list[Record]) -> list[BreakEven]:
     base_per_item = cost(base, "eval_wall_s") / base["n_items"]
     out = []
     for t in rows:
-        if t.get("method") not in ("sft", "lora") or not cost(t, "train_device_s"):
+        if t.get("method") in ("base", "pretty") or not cost(t, "train_device_s"):
             continue
         for p in rows:
             if p.get("method") != "pretty" or not p.get("n_items") or cost(p, "eval_wall_s") is None:

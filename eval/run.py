@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from align import priors as prior_sources
-from core.config import BaseArm, ExperimentConfig, LoraArm, PrettyArm, SftArm
+from core.config import BaseArm, ExperimentConfig, LoraArm, PretrainArm, PrettyArm, SftArm
 from core.errors import UserError
 from core.io import atomic_write_json, atomic_write_jsonl, git_revision, hash_weights, read_jsonl
 from core.ledger import Cost
@@ -45,6 +45,7 @@ class Evaluator:
         self.tok = load_tokenizer(self.base_path, cfg.model.trust_remote_code)
         self._base_model = None
         self._trained: dict[str, tuple] = {}
+        self._tokens_by_lang: dict[str, dict] = {}
         self.test = read_jsonl(run_dir / "data" / "test.jsonl")
         self.train = read_jsonl(run_dir / "data" / "train.jsonl")
         self.git_rev = git_revision()
@@ -62,13 +63,14 @@ class Evaluator:
             rec = _train_record(self.run_dir, arm_name)
             model_dir = rec["model_dir"]
             if rec["method"] == "lora":
-                model = load_model(self.base_path, self.cfg.model.dtype, self.cfg.model.trust_remote_code,
-                                   adapter=model_dir)
-                weights = _weights(model_dir, base=_weights(self.base_path))
+                base = rec.get("base_model") or self.base_path   # init_from: the adapter sits on another arm's model
+                model = load_model(base, self.cfg.model.dtype, self.cfg.model.trust_remote_code, adapter=model_dir)
+                weights = _weights(model_dir, base=_weights(base))
             else:
                 model = load_model(model_dir, self.cfg.model.dtype, self.cfg.model.trust_remote_code)
                 weights = _weights(model_dir)
             self._trained[arm_name] = (model, load_tokenizer(model_dir), weights, rec["cost"])
+            self._tokens_by_lang[arm_name] = rec.get("tokens_by_lang") or {}
         model, tok, weights, cost = self._trained[arm_name]
         return model, tok, weights, Cost.from_dict(cost)  # a fresh ledger: evaluation adds its own time to it
 
@@ -100,7 +102,7 @@ class Evaluator:
         prior, cost, model_priors = None, Cost(), None
         if isinstance(arm, BaseArm):
             model, tok, weights = self.base_model, self.tok, _weights(self.base_path)
-        elif isinstance(arm, (SftArm, LoraArm)):
+        elif isinstance(arm, (SftArm, LoraArm, PretrainArm)):
             model, tok, weights, cost = self._load_trained(arm.name)
         elif isinstance(arm, PrettyArm):
             model, tok = self.base_model, self.tok
@@ -126,7 +128,7 @@ class Evaluator:
                          "prior": tok.decode(g.prior_ids) if g.prior_ids else ""}
                         for r, g in list(zip(items, gens))[: self.cfg.eval.samples]],
             "prior": prior, "weights": weights, "config_hash": self.cfg.hash(), "git_rev": self.git_rev,
-            "cost": cost.as_dict(),
+            "cost": cost.as_dict(), "train_tokens_by_lang": self._tokens_by_lang.get(arm.name) or None,
         }
         atomic_write_json(path, record)
         self._log(arm, task, direction, record, items, gens)

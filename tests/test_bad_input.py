@@ -24,6 +24,12 @@ def run_cli(capsys, *args):
     (["data.dir=/no/such/data"], "/no/such/data"),
     (["data.budget=1000000"], "data.budget"),
     (["arms.1.max_length=12"], "max_length"),
+    (["arms.1={method: cpt, langs: [de, fr]}"], "arms.1: Value error, cpt trains on one language"),
+    (["arms.1={method: cpt, langs: [de], epochs: 2}"], "data.token_budget"),
+    (["arms.1={method: mixed, langs: [de, fr], probabilities: {de: 0.5, fr: 0.6}}"], "sum to 1"),
+    (["arms=[{method: sft, name: two, init_from: one}, {method: cpt, name: one, langs: [de]}]"], "init_from 'one'"),
+    (["data.token_budget=1"], "data.token_budget"),
+    (["arms=[{method: cpt, langs: [de], text: [{source: text, path: /no/such.txt, lang: de}]}]"], "/no/such.txt"),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys, overrides, culprit):
     code, err = run_cli(capsys, f"output_dir={tmp_path}/runs", *overrides)

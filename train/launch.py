@@ -1,6 +1,8 @@
 """Training stage: each training arm as its own process, started by the real DeepSpeed launcher.
 
-An arm whose `checkpoints/<arm>/train.json` exists is complete and is not trained again.
+An arm whose `checkpoints/<arm>/train.json` exists is complete and is not trained again; one that was killed
+resumes inside its training process from its last complete checkpoint (arms with `save_steps`).
+Arms train in config order, so an `init_from` arm's first stage is ready before it.
 """
 from __future__ import annotations
 
@@ -42,10 +44,8 @@ def environment(cfg: ExperimentConfig, run_dir: Path, arm_name: str) -> dict[str
 
 
 def train_arms(cfg: ExperimentConfig, run_dir: Path, arm_names: list[str] | None = None) -> None:
-    arms = [cfg.arm(n) for n in arm_names] if arm_names else cfg.trained_arms()
+    arms = [a for a in cfg.trained_arms() if arm_names is None or a.name in arm_names]
     for arm in arms:
-        if arm.method not in ("sft", "lora"):
-            continue
         if (run_dir / "checkpoints" / arm.name / "train.json").is_file():
             print(f"[train] {arm.name}: complete checkpoint found, not retrained", flush=True)
             continue

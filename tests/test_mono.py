@@ -1,0 +1,46 @@
+"""Monolingual text sources of the pretraining arms: documents, their ids, and clear errors."""
+from pathlib import Path
+
+import pytest
+
+from core.data.mono import BibleText, GettextText, HubText, TextFile, documents
+from core.errors import DataMissing, UserError
+
+
+def test_text_file_documents_are_separated_by_blank_lines(tmp_path):
+    (tmp_path / "de.txt").write_text("Erster Absatz.\nNoch eine Zeile.\n\n\nZweiter Absatz.\n", encoding="utf-8")
+    docs = documents([TextFile(source="text", path="de.txt", lang="de")], "de", tmp_path)
+    assert [(d.id, d.text) for d in docs] == [("text:de.txt:1", "Erster Absatz.\nNoch eine Zeile."),
+                                              ("text:de.txt:5", "Zweiter Absatz.")]
+    assert documents([TextFile(source="text", path="de.txt", lang="de")], "fr", tmp_path) == []  # other language
+
+
+def test_text_file_errors_name_the_file(tmp_path):
+    with pytest.raises(DataMissing, match="nope.txt"):
+        documents([TextFile(source="text", path="nope.txt", lang="de")], "de", tmp_path)
+    (tmp_path / "bad.txt").write_bytes(b"ok\n\xff\xfe broken")
+    with pytest.raises(UserError, match=r"bad.txt: not valid UTF-8 \(byte 3\)"):
+        documents([TextFile(source="text", path="bad.txt", lang="de")], "de", tmp_path)
+
+
+def test_bible_text_leaves_out_the_test_books():
+    docs = documents([BibleText()], "de")
+    books = {int(d.id.split(":")[2].split(".")[0]) for d in docs}
+    assert len(docs) > 1000 and not books & {8, 32, 41}
+    assert docs[0].id == "bible:s:1.1" and docs[0].text.startswith("Im Anfang schuf Gott")
+
+
+@pytest.mark.skipif(not Path("/usr/share/locale/de/LC_MESSAGES").is_dir(), reason="no gettext catalogs here")
+def test_gettext_catalogs_give_translated_messages():
+    docs = documents([GettextText(source="gettext")], "de")
+    assert docs and all(d.id.startswith("gettext:de/") and d.id.endswith(".mo") for d in docs)
+    text = "\n".join(d.text for d in docs)
+    assert "Datei" in text   # German UI strings, not the English msgids
+
+
+def test_missing_gettext_dir_and_unreachable_hub_are_clear(tmp_path, monkeypatch):
+    with pytest.raises(DataMissing, match="no catalogs for 'de'"):
+        documents([GettextText(source="gettext", dir=str(tmp_path))], "de")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(DataMissing, match="hub dataset 'someone/not-here'.*use a text or bible source offline"):
+        documents([HubText(source="hub", name="someone/not-here", lang="de")], "de")

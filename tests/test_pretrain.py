@@ -1,0 +1,113 @@
+"""Pretraining arms end to end on the tiny model under the real `deepspeed` launcher: cpt, mixed and the
+two-stage cpt -> sft at SFT's token budget, the ledger, and a training process killed with SIGKILL that
+resumes from its last checkpoint into the same model, losses and W&B run."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from core.io import read_jsonl
+from tests.wandb_offline import read_run
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = "configs/experiments/pretrain-smoke.yaml"
+
+
+def env():
+    e = dict(os.environ, WANDB_MODE="offline")
+    e.pop("WANDB_API_KEY", None)
+    return e
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory, tiny_model):
+    out = tmp_path_factory.mktemp("pretrain") / "runs"
+    proc = subprocess.run([sys.executable, "cli.py", "run", CONFIG, f"output_dir={out}"], cwd=REPO, env=env(),
+                          capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out / "pretrain-smoke"
+
+
+def train_record(run: Path, arm: str) -> dict:
+    return json.loads((run / "checkpoints" / arm / "train.json").read_text())
+
+
+def test_pretraining_arms_stop_at_exactly_the_tokens_sft_saw(experiment):
+    sft = train_record(experiment, "sft")["cost"]["train_tokens"]
+    manifest = json.loads((experiment / "data" / "manifest.json").read_text())
+    for arm, langs in (("cpt", {"de"}), ("mixed", {"en", "de", "fr"})):
+        rec = train_record(experiment, arm)
+        assert rec["cost"]["train_tokens"] == sft == manifest[f"pretrain {arm}"]["token_budget"]
+        assert set(rec["tokens_by_lang"]) == langs and sum(rec["tokens_by_lang"].values()) == sft
+        assert rec["tokens_by_lang"] == manifest[f"pretrain {arm}"]["tokens_by_lang"]  # counted == planned
+        assert rec["cost"]["train_examples"] == 0 and rec["check"]["tensors_changed"] > 0
+    assert all(n > 0 for n in train_record(experiment, "mixed")["tokens_by_lang"].values())
+
+
+def test_two_stage_arm_starts_from_cpt_and_adds_both_costs(experiment):
+    cpt, two = train_record(experiment, "cpt"), train_record(experiment, "cpt-sft")
+    assert two["base_model"] == cpt["model_dir"] and two["init_from"] == "cpt"
+    for key in ("train_tokens", "train_flops", "train_device_s", "train_examples"):
+        assert two["cost"][key] == pytest.approx(cpt["cost"][key] + two["stage_cost"][key])
+    assert two["cost"]["train_stages"] == 2 and two["tokens_by_lang"]["de"] == cpt["tokens_by_lang"]["de"]
+
+
+def test_every_arm_is_evaluated_and_reported(experiment):
+    records = {r["arm"]: r for r in read_jsonl(experiment / "results.jsonl")}
+    assert set(records) == {"base", "sft", "cpt", "mixed", "cpt-sft"}
+    assert records["mixed"]["train_tokens_by_lang"].keys() == {"en", "de", "fr"}
+    assert records["cpt"]["weights"]["path"].endswith("checkpoints/cpt/model")
+    assert records["cpt-sft"]["cost"]["train_stages"] == 2
+    report = (experiment / "report.md").read_text()
+    assert "| cpt-sft" in report and "| mixed" in report
+    flops = records["cpt"]["cost"]["train_flops"]
+    assert flops > 6 * records["cpt"]["cost"]["train_tokens"] * 1000   # 6·N·T (+ attention) with N > 1000
+
+
+def _losses(run: Path, arm: str) -> dict[int, float]:
+    """step -> training loss from the arm's log.jsonl; a resumed run's later lines win."""
+    return {r["step"]: r["loss"] for r in read_jsonl(run / "checkpoints" / arm / "log.jsonl") if "loss" in r}
+
+
+def test_sigkilled_training_resumes_to_the_same_model(tmp_path, tiny_model):
+    overrides = ["arms=[{method: cpt, langs: [de], batch_size: 4, max_length: 32, logging_steps: 1, save_steps: 3, "
+                 "learning_rate: 1.0e-3}]", "data.token_budget=3000"]
+    cmd = lambda out: [sys.executable, "cli.py", "run", CONFIG, f"output_dir={out}", *overrides, "--stage", "train"]
+    whole = subprocess.run(cmd(tmp_path / "whole"), cwd=REPO, env=env(), capture_output=True, text=True, timeout=900)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+
+    run = tmp_path / "killed" / "pretrain-smoke"
+    proc = subprocess.Popen(cmd(tmp_path / "killed"), cwd=REPO, env=env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    marker = run / "checkpoints" / "cpt" / "trainer" / "checkpoint-6" / "yarn-rank0.json"
+    deadline = time.time() + 600
+    while not marker.is_file() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)   # the launcher, the rank and anything they started
+    proc.wait()
+    assert marker.is_file() and not (run / "checkpoints" / "cpt" / "train.json").exists(), "killed too late"
+
+    again = subprocess.run(cmd(tmp_path / "killed"), cwd=REPO, env=env(), capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "resuming from" in again.stdout + again.stderr
+
+    a, b = _losses(tmp_path / "whole" / "pretrain-smoke", "cpt"), _losses(run, "cpt")
+    assert len(a) >= 20 and a.keys() == b.keys()
+    assert all(abs(a[s] - b[s]) <= 1e-4 for s in a), {s: (a[s], b[s]) for s in a if abs(a[s] - b[s]) > 1e-4}
+    rec_a, rec_b = (train_record(tmp_path / d / "pretrain-smoke", "cpt") for d in ("whole", "killed"))
+    assert rec_a["tokens_by_lang"] == rec_b["tokens_by_lang"] == {"de": 3000}
+    assert rec_a["cost"]["train_tokens"] == rec_b["cost"]["train_tokens"] == 3000
+    wa, wb = (load_file(str(Path(r["model_dir"]) / "model.safetensors")) for r in (rec_a, rec_b))
+    assert max((wa[k] - wb[k]).abs().max().item() for k in wa) <= 1e-5
+    # both processes logged into one W&B run id (offline-run-<time>-<id>); the restart resumed it
+    ids = [d.name.split("-", 3)[-1] for d in (run / "wandb").glob("offline-run-*")]
+    assert len(ids) == 2 and len(set(ids)) == 1 and ids[0].startswith("pretrain-smoke-cpt-train")
+    resumed = max((run / "wandb").glob("offline-run-*"))
+    assert any("train/loss" in h for h in read_run(resumed)["history"])

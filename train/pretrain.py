@@ -1,0 +1,82 @@
+"""Continued (`cpt`, one language) and mixed multilingual (`mixed`) pretraining: next-token prediction on the
+sequence `./launch.sh run` prepared in `data/pretrain-<arm>.jsonl`, exactly data.token_budget tokens long.
+
+The HF Trainer under DeepSpeed, every token scored. Each sequence is one document's block (no packing, so no
+cross-document attention); the Trainer's own count of non-padding tokens seen must end equal to the budget,
+and the tokens of each language are counted from the batches as they are trained on.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from datasets import Dataset
+
+from core.config import ExperimentConfig, PretrainArm
+from core.io import read_jsonl
+from core.ledger import Cost
+from core.models import count_parameters, load_tokenizer, torch_dtype
+from train import trainer as common
+
+
+class Collator:
+    """Right-padded batches; padding is masked out of attention and loss; `lang` rides along for the counts."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
+        width = max(len(r["input_ids"]) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, : len(r["input_ids"])] = torch.tensor(r["input_ids"])
+            mask[i, : len(r["input_ids"])] = 1
+        return {"input_ids": ids, "attention_mask": mask, "labels": ids.masked_fill(mask == 0, -100),
+                "lang": torch.tensor([r["lang"] for r in rows])}
+
+
+def _trainer_class(ledger: common.Ledger, langs: list[str]):
+    from transformers import Trainer
+
+    class PretrainTrainer(Trainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            lang = inputs.pop("lang")
+            if model.training:
+                for i, n in zip(lang.tolist(), inputs["attention_mask"].sum(1).tolist()):
+                    ledger.tokens_by_lang[langs[i]] = ledger.tokens_by_lang.get(langs[i], 0) + int(n)
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+    return PretrainTrainer
+
+
+def train(cfg: ExperimentConfig, arm: PretrainArm, run_dir: Path, model_path: str,
+          out_dir: Path) -> tuple[Cost, dict[str, int]]:
+    """Returns the cost and the training tokens of each language, counted from the batches."""
+    import deepspeed
+    from transformers import AutoModelForCausalLM, TrainingArguments
+
+    rows = read_jsonl(run_dir / "data" / f"pretrain-{arm.name}.jsonl")
+    budget = sum(len(r["input_ids"]) for r in rows)
+    dataset = Dataset.from_list([{"input_ids": r["input_ids"], "lang": arm.langs.index(r["lang"])} for r in rows])
+    tokenizer = load_tokenizer(model_path, cfg.model.trust_remote_code)
+    args = TrainingArguments(**common.common_args(cfg, arm, out_dir), num_train_epochs=1,
+                             remove_unused_columns=False)  # keep `lang` for the collator
+    deepspeed.init_distributed()
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch_dtype(cfg.model.dtype),
+                                                 trust_remote_code=cfg.model.trust_remote_code)
+    ledger = common.Ledger(model, count_parameters(model, trainable_only=True), mean_seq=budget / len(rows),
+                           peak_tflops=cfg.report.peak_tflops)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    trainer = _trainer_class(ledger, arm.langs)(model=model, args=args, train_dataset=dataset,
+                                                 data_collator=Collator(pad), processing_class=tokenizer,
+                                                 callbacks=[ledger])
+    cost = common.run(trainer, ledger, out_dir, examples=0)
+    ledger.tokens_by_lang = common.all_ranks_counts(ledger.tokens_by_lang, arm.langs)
+    if cost.train_tokens != budget or sum(ledger.tokens_by_lang.values()) != budget:
+        raise RuntimeError(f"{arm.name}: trained on {cost.train_tokens} tokens ({ledger.tokens_by_lang}), "
+                           f"the budget is {budget}")
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(str(out_dir / "model"))
+        common.log_summary(cost, ledger)
+    return cost, ledger.tokens_by_lang

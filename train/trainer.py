@@ -1,0 +1,151 @@
+"""What every training recipe shares: HF Trainer arguments, resuming from the last complete checkpoint, the live
+throughput log (tokens/s, MFU) and the cost ledger.
+
+A checkpoint directory is complete only once each rank has written its `yarn-rank<r>.json` into it, after the
+Trainer finished saving it; a process killed mid-save leaves a directory without them, which resuming skips.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+from transformers import TrainerCallback
+
+from core.config import ExperimentConfig
+from core.io import atomic_write_json
+from core.ledger import Cost, device_peak_flops, peak_memory_mb, training_flops
+from core.models import count_parameters, torch_dtype
+
+MARKER = "yarn-rank{rank}.json"
+
+
+def common_args(cfg: ExperimentConfig, arm, out_dir: Path) -> dict:
+    """Keyword arguments shared by TrainingArguments (cpt, mixed) and TRL's SFTConfig (sft, lora)."""
+    dtype = torch_dtype(cfg.model.dtype)
+    return dict(
+        output_dir=str(out_dir / "trainer"),
+        learning_rate=arm.learning_rate,
+        per_device_train_batch_size=arm.batch_size,
+        gradient_accumulation_steps=arm.grad_accum,
+        warmup_steps=arm.warmup_ratio,  # a float in [0, 1) is a share of all steps
+        lr_scheduler_type="linear",
+        logging_steps=arm.logging_steps,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        deepspeed=json.loads(cfg.deepspeed.path().read_text()),
+        use_cpu=not torch.cuda.is_available(),
+        bf16=dtype == torch.bfloat16,
+        # two kept: the Trainer deletes old checkpoints before the new one is marked complete
+        save_strategy="steps" if arm.save_steps else "no",
+        save_steps=arm.save_steps or 500,
+        save_total_limit=2,
+        report_to=["wandb"] if cfg.wandb.mode != "disabled" else [],
+        run_name=arm.name,
+        include_num_input_tokens_seen="non_padding",
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+    )
+
+
+def rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def last_complete_checkpoint(out_dir: Path) -> Path | None:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    done = [d for d in (out_dir / "trainer").glob("checkpoint-*")
+            if d.name.split("-")[-1].isdigit() and all((d / MARKER.format(rank=r)).is_file() for r in range(world))]
+    return max(done, key=lambda d: int(d.name.split("-")[-1]), default=None)
+
+
+class Ledger(TrainerCallback):
+    """Logs tokens/s and MFU with the Trainer's own logs (so to W&B live) and marks saved checkpoints complete,
+    with this rank's per-language token counts (restored on resume)."""
+
+    def __init__(self, model, trainable: int, mean_seq: float, peak_tflops: float | None):
+        """`model`: the model before any adapters are added (its parameters are the N of 6·N·T)."""
+        self.n_params, self.trainable, self.mean_seq = count_parameters(model), trainable, mean_seq
+        self.layers, self.width = attention_shape(model)
+        self.peak = device_peak_flops(peak_tflops)
+        self.tokens_by_lang: dict[str, int] = {}   # filled by a recipe that knows each sequence's language
+        self._t0 = self._tokens0 = None
+
+    def restore(self, checkpoint: Path) -> None:
+        saved = json.loads((checkpoint / MARKER.format(rank=rank())).read_text())
+        self.tokens_by_lang.update(saved["tokens_by_lang"])
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._t0, self._tokens0 = time.time(), state.num_input_tokens_seen
+
+    def flops(self, tokens: int) -> float:
+        return training_flops(self.n_params, tokens, self.trainable, self.layers, self.width, self.mean_seq)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs is None or self._t0 is None or "loss" not in logs:
+            return
+        wall = time.time() - self._t0
+        tokens = state.num_input_tokens_seen - self._tokens0
+        logs["throughput/tokens_per_s"] = tokens / max(wall, 1e-9)
+        if self.peak:
+            logs["throughput/mfu"] = self.flops(tokens) / (wall * args.world_size * self.peak)
+        for lang, n in self.tokens_by_lang.items():
+            logs[f"tokens/{lang}"] = n  # this rank's
+        if state.is_world_process_zero:
+            # a local copy of what W&B gets; a resumed run appends, and its lines win for repeated steps
+            with open(Path(args.output_dir).parent / "log.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps({"step": state.global_step, **logs}) + "\n")
+
+    def on_save(self, args, state, control, **kwargs):
+        checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        atomic_write_json(checkpoint / MARKER.format(rank=rank()),
+                          {"step": state.global_step, "num_input_tokens_seen": state.num_input_tokens_seen,
+                           "tokens_by_lang": self.tokens_by_lang})
+
+
+def run(trainer, ledger: Ledger, out_dir: Path, examples: int) -> Cost:
+    """Train (resuming when a complete checkpoint exists), save the model, and return the ledger's cost."""
+    resume = last_complete_checkpoint(out_dir)
+    if resume is not None:
+        ledger.restore(resume)
+        print(f"[train] resuming from {resume}", flush=True)
+    start = time.time()
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    wall = time.time() - start
+    trainer.save_model(str(out_dir / "model"))  # gathers ZeRO-3 shards (stage3_gather_16bit_weights_on_model_save)
+    tokens = int(trainer.state.num_input_tokens_seen)
+    world = trainer.args.world_size
+    flops = ledger.flops(tokens)
+    # a resumed run's wall time is this process's; the killed one's is lost with it (and was not complete work)
+    return Cost(train_examples=examples, train_tokens=tokens, train_flops=flops, train_wall_s=wall,
+                train_device_s=wall * world, train_peak_mem_mb=peak_memory_mb(),
+                train_tokens_per_s=tokens / max(wall, 1e-9), train_stages=1,
+                train_mfu=flops / (wall * world * ledger.peak) if ledger.peak else None)
+
+
+def attention_shape(model) -> tuple[int, int]:
+    """(layers, query width) for the attention term of the FLOPs count."""
+    c = getattr(model, "config", None)
+    c = getattr(c, "text_config", None) or c
+    heads_dim = getattr(c, "head_dim", None) or (c.hidden_size // c.num_attention_heads)
+    return c.num_hidden_layers, c.num_attention_heads * heads_dim
+
+
+def all_ranks_counts(counts: dict[str, int], keys: list[str]) -> dict[str, int]:
+    import torch.distributed as dist
+
+    values = torch.tensor([counts.get(k, 0) for k in keys], dtype=torch.int64)
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(values)
+    return dict(zip(keys, map(int, values.tolist())))
+
+
+def log_summary(cost: Cost, ledger: Ledger) -> None:
+    import wandb
+
+    if wandb.run is not None:
+        wandb.run.summary.update({f"cost/{k}": v for k, v in cost.as_dict().items() if v is not None}
+                                 | {"params/total": ledger.n_params, "params/trainable": ledger.trainable}
+                                 | {f"tokens/{lang}": n for lang, n in ledger.tokens_by_lang.items()})
