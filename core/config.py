@@ -82,19 +82,40 @@ class PosTask(Strict):
         return [f"en-{lang}" for lang in self.test_langs]
 
 
+class KnowledgeTask(Strict):
+    """CLiKA-style knowledge probes: the same multiple-choice items in every language, scored by the options'
+    log-likelihood. Performance (RA) and consistency (en-CO) are measured against English."""
+    sets: list[Literal["x_geo", "x_csqa", "facts"]] = Field(min_length=1)
+    langs: list[str] = Field(min_length=2, description="must include en, the reference language")
+
+    @field_validator("langs")
+    @classmethod
+    def _langs(cls, v: list[str]) -> list[str]:
+        v = [_check_language(lang) for lang in v]
+        if "en" not in v:
+            raise ValueError("must include en: performance and consistency are measured against English")
+        return v
+
+    @property
+    def directions(self) -> list[str]:
+        """'<set>-<lang>': a record's src is the set, its tgt the language."""
+        return [f"{s}-{lang}" for s in self.sets for lang in self.langs]
+
+
 class Tasks(Strict):
     mt: Optional[MtTask] = None
     pos: Optional[PosTask] = None
+    knowledge: Optional[KnowledgeTask] = None
 
     @model_validator(mode="after")
     def _some(self) -> "Tasks":
         if not self.units():
-            raise ValueError("name at least one task (mt, pos)")
+            raise ValueError("name at least one task (mt, pos, knowledge)")
         return self
 
     def units(self) -> list[tuple[str, str]]:
         """Every (task, direction) an arm is evaluated on."""
-        return [(name, d) for name in ("mt", "pos") if (t := getattr(self, name)) for d in t.directions]
+        return [(name, d) for name in ("mt", "pos", "knowledge") if (t := getattr(self, name)) for d in t.directions]
 
 
 class TrainArgs(Strict):
@@ -112,8 +133,11 @@ class TrainArgs(Strict):
 
 
 class BaseArm(Strict):
+    """A model evaluated as it is: the experiment's base model, or `model`: any other model or checkpoint
+    (e.g. another run's `checkpoints/sft/model`, whose `train.json` then supplies its training cost)."""
     method: Literal["base"]
     name: str = "base"
+    model: Optional[str] = None
 
 
 class SftArm(TrainArgs):

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from core.config import ExperimentConfig, MtTask, PretrainArm, dump_config
-from core.data import mixing
+from core.data import knowledge, mixing
 from core.data.mono import documents
 from core.data.budget import check_disjoint, select
 from core.data.parallel import Pair, load_pairs
@@ -17,7 +17,8 @@ from core.data.ud import TaggedSentence, load_tagged
 from core.errors import DataMissing, UserError
 from core.io import atomic_write_json, atomic_write_jsonl, atomic_write_text
 from core.models import load_tokenizer, resolve
-from core.prompts import tagging_completion, tagging_prompt, translation_completion, translation_prompt
+from core.prompts import (answer_completion, question_prompt, tagging_completion, tagging_prompt,
+                          translation_completion, translation_prompt)
 
 
 def data_dir(cfg: ExperimentConfig) -> Path | None:
@@ -102,6 +103,29 @@ def _pos(cfg: ExperimentConfig, ddir: Path | None, train_rows, test_rows, manife
         raise UserError(str(e)) from None
 
 
+def _knowledge(cfg: ExperimentConfig, ddir: Path | None, test_rows, manifest) -> None:
+    """Test items only (the task trains nothing): the same item ids in every language."""
+    task = cfg.tasks.knowledge
+    for name in task.sets:
+        by_lang = {}
+        for lang in task.langs:
+            try:
+                by_lang[lang] = knowledge.load(name, lang, ddir, cfg.seed)
+            except DataMissing as e:
+                if lang == "en" or ddir is None:   # English is the reference; no data directory: say so
+                    raise UserError(str(e)) from None
+                print(f"[prepare] knowledge {name}: no {lang} items ({e}); {lang} is left out of this set", flush=True)
+                manifest[f"knowledge {name}-{lang}"] = {"test_source": name, "missing": str(e)}
+        chosen = knowledge.select_shared(by_lang, cfg.data.test_size, cfg.seed, f"knowledge {name}")
+        for lang, questions in chosen.items():
+            test_rows += [{"id": q.id, "task": "knowledge", "direction": f"{name}-{lang}", "src_lang": lang,
+                           "tgt_lang": lang, "src": q.question, "tgt": q.options[q.label],
+                           "options": list(q.options), "label": q.label, "prompt": question_prompt(q.question),
+                           "completions": [answer_completion(o) for o in q.options]} for q in questions]
+            manifest[f"knowledge {name}-{lang}"] = {"test_source": name, "test_available": len(by_lang[lang]),
+                                                   "test_used": len(questions)}
+
+
 def prepare(cfg: ExperimentConfig, config_path: Path) -> Path:
     """Validate everything, then write <output_dir>/<name>/{config.yaml, data/*.jsonl}. Returns the run dir."""
     out = run_dir(cfg)
@@ -116,11 +140,12 @@ def prepare(cfg: ExperimentConfig, config_path: Path) -> Path:
                             f"set name=... or remove the directory")
     model_path = resolve(cfg.model.name)
     for arm in cfg.arms:
-        if getattr(arm, "task_model", None):
-            try:
-                resolve(arm.task_model)
-            except UserError as e:
-                raise UserError(f"arms: {arm.name}: task_model: {e}") from None
+        for field in ("task_model", "model"):
+            if getattr(arm, field, None):
+                try:
+                    resolve(getattr(arm, field))
+                except UserError as e:
+                    raise UserError(f"arms: {arm.name}: {field}: {e}") from None
     if not cfg.deepspeed.path().is_file() and cfg.trained_arms():
         raise UserError(f"deepspeed.config: {cfg.deepspeed.path()} not found")
     ddir = data_dir(cfg)
@@ -129,6 +154,8 @@ def prepare(cfg: ExperimentConfig, config_path: Path) -> Path:
         _mt(cfg, ddir, config_path.resolve().parent, train_rows, test_rows, manifest)
     if cfg.tasks.pos:
         _pos(cfg, ddir, train_rows, test_rows, manifest)
+    if cfg.tasks.knowledge:
+        _knowledge(cfg, ddir, test_rows, manifest)
     tok = load_tokenizer(model_path, cfg.model.trust_remote_code)
     _check_lengths(cfg, tok, train_rows)
     streams = _pretraining_streams(cfg, tok, train_rows, config_path.resolve().parent)

@@ -33,3 +33,13 @@ def tagging_prompt(words: Sequence[str]) -> str:
 
 def tagging_completion(tags: Sequence[str]) -> str:
     return " " + " ".join(tags)
+
+
+def question_prompt(question: str) -> str:
+    """A multiple-choice question, scored by the log-likelihood of each option as the answer. The frame is
+    English in every language, as CLiKA's instruction."""
+    return f"Question: {question}\nAnswer:"
+
+
+def answer_completion(option: str) -> str:
+    return " " + option

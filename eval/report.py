@@ -18,12 +18,14 @@ from typing import Any, Callable
 from core.io import atomic_write_bytes, atomic_write_text
 from eval.records import Record, cost, direction, distinct, groups, label, load_records, method, metric
 from eval.report_html import render_html
+from eval.report_knowledge import clika_tables
 from eval.report_plots import COST_AXES, render_budget_plot, render_cost_plot
 from eval.report_priors import recovery_tables, render_k_plot
 from eval.report_stats import Interval, break_even, intervals
 from eval.tables import Table
 
-METRICS = ("bleu", "chrf", "off_target_rate", "upos_accuracy", "invalid_rate", "position_accuracy")
+METRICS = ("bleu", "chrf", "off_target_rate", "upos_accuracy", "invalid_rate", "position_accuracy", "accuracy",
+           "chance_corrected", "top_position_share")
 COSTS = ("train_examples", "train_tokens", "train_flops", "train_wall_s", "train_device_s",
          "train_peak_mem_mb", "train_tokens_per_s", "train_mfu", "train_stages", "eval_wall_s",
          "extra_decode_steps_per_item", "extra_model_calls_per_item")
@@ -57,6 +59,10 @@ TASK_COLUMNS: dict[str, list[Column]] = {
            ("chrF", lambda r: metric(r, "chrf"), _number(".2f")),
            ("chrF ±95%", lambda r: r.get("_ci"), lambda ci: "n/a" if ci is None else f"±{ci.half_width:.2f}"),
            ("off-target %", lambda r: metric(r, "off_target_rate"), _percent)],
+    "knowledge": [("accuracy %", lambda r: metric(r, "accuracy"), _percent),
+                  ("±95%", lambda r: r.get("_ci"), lambda ci: "n/a" if ci is None else f"±{100 * ci.half_width:.1f}"),
+                  ("chance-corrected %", lambda r: metric(r, "chance_corrected"), _percent),
+                  ("top option position %", lambda r: metric(r, "top_position_share"), _percent)],
     "pos": [("UPOS acc %", lambda r: metric(r, "upos_accuracy"), _percent),
             ("UPOS ±95%", lambda r: r.get("_ci"), lambda ci: "n/a" if ci is None else f"±{100 * ci.half_width:.1f}"),
             ("invalid %", lambda r: metric(r, "invalid_rate"), _percent),
@@ -221,6 +227,7 @@ def build_report(run_dir: Path, usd_per_device_hour: float | None = None) -> tup
     records = load_records(run_dir)
     sections = {"": quality_tables(records, usd_per_device_hour),  # first: it annotates the records with their CIs
                 "Share of SFT recovered by PreTTY": recovery_tables(records),
+                "Cross-lingual knowledge alignment (CLiKA)": clika_tables(records),
                 "Break-even: training arm against PreTTY's per-item overhead": break_even_tables(records)}
     sections = {k: v for k, v in sections.items() if v}
     plots = {stem: render_cost_plot(records, stem) for stem in COST_AXES}

@@ -53,7 +53,7 @@ def intervals(rows: list[Record], task: str) -> list[Interval | None]:
         refs = _outputs(rows[anchor])[1]
         order = [anchor] + [i for i in members if i != anchor and _outputs(rows[i])[1] == refs]
         systems = [_outputs(rows[i])[0] for i in order]
-        scored = _translation(systems, refs) if task == "mt" else _tagging(systems, refs)
+        scored = {"mt": _translation, "knowledge": _choice}.get(task, _tagging)(systems, refs)
         for i, (mean, half_width, p) in zip(order, scored):
             out[i] = Interval(mean, half_width, None if sft is None or i == sft else p)
     return out
@@ -69,8 +69,18 @@ def _translation(systems: list[list[str]], refs: list[str]) -> list[tuple[float,
 def _tagging(systems: list[list[str]], refs: list[str]) -> list[tuple[float, float, float | None]]:
     gold = [r.split() for r in refs]
     words = np.array([len(g) for g in gold], dtype=float)
-    resamples = np.random.default_rng(SEED).choice(len(refs), size=(RESAMPLES, len(refs)), replace=True)
-    hits = [np.array(score_tagging(hyps, gold)["per_item"]["accuracy"]) * words for hyps in systems]
+    return _resampled([np.array(score_tagging(hyps, gold)["per_item"]["accuracy"]) * words for hyps in systems], words)
+
+
+def _choice(systems: list[list[str]], refs: list[str]) -> list[tuple[float, float, float | None]]:
+    """Multiple choice: outputs and references are option indices; an item is right or wrong."""
+    return _resampled([np.array([h == r for h, r in zip(hyps, refs)], dtype=float) for hyps in systems],
+                      np.ones(len(refs)))
+
+
+def _resampled(hits: list[np.ndarray], words: np.ndarray) -> list[tuple[float, float, float | None]]:
+    """Bootstrap over items of micro-averaged accuracy (hits / words); the first system is the anchor."""
+    resamples = np.random.default_rng(SEED).choice(len(words), size=(RESAMPLES, len(words)), replace=True)
     sampled = [h[resamples].sum(axis=1) / words[resamples].sum(axis=1) for h in hits]
     actual = [h.sum() / words.sum() for h in hits]
     out = []

@@ -17,7 +17,8 @@ from core.errors import UserError
 from core.io import atomic_write_json, atomic_write_jsonl, git_revision, hash_weights, read_jsonl
 from core.ledger import Cost
 from core.models import load_model, load_tokenizer, resolve
-from eval.generate import generate
+from eval.generate import Generation, generate
+from eval.knowledge import option_scores, score_choices
 from eval.mt import score_translations
 from eval.pos import score_tagging
 
@@ -45,7 +46,7 @@ class Evaluator:
         self.tok = load_tokenizer(self.base_path, cfg.model.trust_remote_code)
         self._base_model = None
         self._trained: dict[str, tuple] = {}
-        self._tokens_by_lang: dict[str, dict] = {}
+        self._tokens_by_lang: dict[str, dict] = {}   # weights path -> training tokens by language
         self.test = read_jsonl(run_dir / "data" / "test.jsonl")
         self.train = read_jsonl(run_dir / "data" / "train.jsonl")
         self.git_rev = git_revision()
@@ -70,9 +71,24 @@ class Evaluator:
                 model = load_model(model_dir, self.cfg.model.dtype, self.cfg.model.trust_remote_code)
                 weights = _weights(model_dir)
             self._trained[arm_name] = (model, load_tokenizer(model_dir), weights, rec["cost"])
-            self._tokens_by_lang[arm_name] = rec.get("tokens_by_lang") or {}
+            self._tokens_by_lang[model_dir] = rec.get("tokens_by_lang") or {}
         model, tok, weights, cost = self._trained[arm_name]
         return model, tok, weights, Cost.from_dict(cost)  # a fresh ledger: evaluation adds its own time to it
+
+    def _load_other(self, name: str):
+        """A model from outside this run. A checkpoint of another run brings its training cost (train.json
+        beside it); any other model's training cost is unknown here and charged as zero."""
+        path = resolve(name)
+        if path not in self._trained:
+            record = Path(path).parent / "train.json"
+            rec = json.loads(record.read_text()) if record.is_file() else {}
+            model = load_model(path, self.cfg.model.dtype, self.cfg.model.trust_remote_code)
+            weights = _weights(path) if Path(path).is_dir() else {"path": path}
+            self._trained[path] = (model, load_tokenizer(path, self.cfg.model.trust_remote_code), weights,
+                                   rec.get("cost") or Cost().as_dict())
+            self._tokens_by_lang[path] = rec.get("tokens_by_lang") or {}
+        model, tok, weights, cost = self._trained[path]
+        return model, tok, weights, Cost.from_dict(cost)
 
     def run(self, arm_names: list[str] | None = None) -> list[dict]:
         arms = [self.cfg.arm(n) for n in arm_names] if arm_names else self.cfg.arms
@@ -94,13 +110,21 @@ class Evaluator:
         if isinstance(arm, PrettyArm) and arm.prior == "dictionary" and task != "mt":
             print(f"[eval] {arm.name} {task} {direction}: a word dictionary gives no prior for {task}, skipped", flush=True)
             return None
+        if isinstance(arm, PrettyArm) and task == "knowledge":
+            print(f"[eval] {arm.name} {task} {direction}: options are scored, not generated: no prior applies", flush=True)
+            return None
         src, tgt = direction.split("-")
         items = [r for r in self.test if r["task"] == task and r["direction"] == direction]
+        if not items:   # e.g. a knowledge set without this language
+            print(f"[eval] {arm.name} {task} {direction}: no test items, skipped", flush=True)
+            return None
         prompts = [r["prompt"] for r in items]
         refs = [r["tgt"] for r in items]
         start = time.time()
         prior, cost, model_priors = None, Cost(), None
-        if isinstance(arm, BaseArm):
+        if isinstance(arm, BaseArm) and arm.model:
+            model, tok, weights, cost = self._load_other(arm.model)
+        elif isinstance(arm, BaseArm):
             model, tok, weights = self.base_model, self.tok, _weights(self.base_path)
         elif isinstance(arm, (SftArm, LoraArm, PretrainArm)):
             model, tok, weights, cost = self._load_trained(arm.name)
@@ -112,23 +136,32 @@ class Evaluator:
             prior = {"source": arm.prior, "k": arm.k, "from_arm": arm.from_arm, "note": model_priors.note}
         else:
             raise UserError(f"arm {arm.name!r}: method {arm.method!r} has no evaluation")
-        max_new = self.cfg.eval.max_new_tokens if task == "mt" else self.cfg.eval.pos_max_new_tokens
-        gens = generate(model, tok, prompts, model_priors.ids if model_priors else None, max_new_tokens=max_new,
-                        batch_size=self.cfg.eval.batch_size, desc=f"{arm.name} {task} {direction}")
+        desc = f"{arm.name} {task} {direction}"
+        if task == "knowledge":
+            score = score_choices(option_scores(model, tok, prompts, [r["completions"] for r in items],
+                                                self.cfg.eval.batch_size, desc), [r["label"] for r in items])
+            gens = [Generation([], [], r["options"][pick]) for r, pick in zip(items, score["per_item"]["pick"])]
+        else:
+            max_new = self.cfg.eval.max_new_tokens if task == "mt" else self.cfg.eval.pos_max_new_tokens
+            gens = generate(model, tok, prompts, model_priors.ids if model_priors else None, max_new_tokens=max_new,
+                            batch_size=self.cfg.eval.batch_size, desc=desc)
         hyps = [g.text for g in gens]
         cost.eval_wall_s = time.time() - start
-        score = score_translations(hyps, refs, tgt) if task == "mt" else score_tagging(hyps, [r["tags"] for r in items])
+        if task == "mt":
+            score = score_translations(hyps, refs, tgt)
+        elif task == "pos":
+            score = score_tagging(hyps, [r["tags"] for r in items])
         record = {
             "experiment": self.cfg.name, "arm": arm.name, "method": arm.method, "task": task, "src": src, "tgt": tgt,
             "budget": self.cfg.data.budget,
             "metrics": score["metrics"], "signatures": score.get("signatures", {}), "n_items": len(items),
             # every output and reference: the report's bootstrap CIs and significance tests need them
-            "per_item": score["per_item"] | {"output": hyps, "reference": refs},
+            "per_item": score["per_item"] | {"output": hyps, "reference": refs} | {"id": [r["id"] for r in items]},
             "samples": [{"id": r["id"], "source": r["src"], "reference": r["tgt"], "output": g.text,
                          "prior": tok.decode(g.prior_ids) if g.prior_ids else ""}
                         for r, g in list(zip(items, gens))[: self.cfg.eval.samples]],
             "prior": prior, "weights": weights, "config_hash": self.cfg.hash(), "git_rev": self.git_rev,
-            "cost": cost.as_dict(), "train_tokens_by_lang": self._tokens_by_lang.get(arm.name) or None,
+            "cost": cost.as_dict(), "train_tokens_by_lang": self._tokens_by_lang.get(weights.get("path")) or None,
         }
         atomic_write_json(path, record)
         self._log(arm, task, direction, record, items, gens)
@@ -172,7 +205,7 @@ class Evaluator:
         run = init_run(self.cfg, self.run_dir, f"{arm.name}-{task}-{direction}", "eval",
                        config={"arm": arm.model_dump(mode="json"), "task": task, "direction": direction,
                                "config_hash": self.cfg.hash(), "weights": record["weights"]})
-        per_item = {k: v for k, v in record["per_item"].items() if k not in ("output", "reference")}
+        per_item = {k: v for k, v in record["per_item"].items() if k not in ("output", "reference", "id")}
         table = wandb.Table(columns=["id", "source", "reference", "prior", "output", *per_item])
         for i, (r, g) in enumerate(zip(items, gens)):
             table.add_data(r["id"], r["src"], r["tgt"], self.tok.decode(g.prior_ids) if g.prior_ids else "", g.text,

@@ -7,7 +7,7 @@ from core.data.budget import select
 from core.data.parallel import BibleSource, PudSource, load_pairs
 from core.errors import DataMissing
 from core.models import load_model, load_tokenizer, resolve
-from core.prompts import translation_prompt
+from core.prompts import answer_completion, question_prompt, translation_prompt
 from eval.generate import generate
 from eval.mt import score_translations
 from tests.conftest import DATA_DIR
@@ -35,3 +35,17 @@ def test_one_oracle_token_lowers_the_off_target_rate(gemma):
     pretty_off = score_translations([g.text for g in pretty], refs, "de")["metrics"]["off_target_rate"]
     print(f"off-target: base {base_off:.2f}, oracle k=1 {pretty_off:.2f}")
     assert pretty_off < base_off
+
+
+def test_gemma_knows_capitals_in_english_far_above_chance(gemma):
+    """Option log-likelihood scoring on a base model: 20 capital questions of the facts set, 4 options each."""
+    from core.data.facts import questions
+    from eval.knowledge import option_scores, score_choices
+
+    model, tok = gemma
+    items = [q for q in questions("en") if q.id.startswith("facts:capital:")][::10][:20]
+    scores = option_scores(model, tok, [question_prompt(q.question) for q in items],
+                           [[answer_completion(o) for o in q.options] for q in items], batch_size=16)
+    metrics = score_choices(scores, [q.label for q in items])["metrics"]
+    print(f"capitals, en: accuracy {metrics['accuracy']:.2f}")
+    assert metrics["accuracy"] >= 0.6 and metrics["top_position_share"] < 0.6   # chance: 0.25

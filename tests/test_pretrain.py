@@ -111,3 +111,18 @@ def test_sigkilled_training_resumes_to_the_same_model(tmp_path, tiny_model):
     assert len(ids) == 2 and len(set(ids)) == 1 and ids[0].startswith("pretrain-smoke-cpt-train")
     resumed = max((run / "wandb").glob("offline-run-*"))
     assert any("train/loss" in h for h in read_run(resumed)["history"])
+
+
+def test_a_checkpoint_of_another_run_is_evaluated_with_its_training_cost(experiment, tmp_path):
+    checkpoint = experiment / "checkpoints" / "cpt" / "model"
+    cmd = [sys.executable, "cli.py", "run", CONFIG, f"output_dir={tmp_path}", "name=probe", "data.test_size=6",
+           "tasks={knowledge: {sets: [facts], langs: [en, de]}}",
+           f"arms=[{{method: base}}, {{method: base, name: cpt, model: {checkpoint}}}]"]
+    proc = subprocess.run(cmd, cwd=REPO, env=env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = {(r["arm"], r["tgt"]): r for r in read_jsonl(tmp_path / "probe" / "results.jsonl")}
+    cpt = train_record(experiment, "cpt")
+    assert records[("cpt", "de")]["weights"]["sha256"] == cpt["weights_sha256"]
+    assert records[("cpt", "de")]["cost"]["train_tokens"] == cpt["cost"]["train_tokens"]
+    assert records[("cpt", "de")]["train_tokens_by_lang"] == cpt["tokens_by_lang"]
+    assert records[("base", "de")]["cost"]["train_tokens"] == 0

@@ -1,0 +1,84 @@
+"""Multiple-choice knowledge questions in many languages, for CLiKA's performance and consistency levels.
+
+Sets: `x_geo` and `x_csqa` (the CLiKA test sets, from the data directory) and `facts` (capital, continent and
+currency of each country, built from PyPI `world-countries` and extended through CLDR with `babel`, so it runs
+anywhere). A question's id is the same in every language: consistency compares the same items.
+"""
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.errors import DataMissing, UserError
+
+SETS = ("x_geo", "x_csqa", "facts")
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    question: str
+    options: tuple[str, ...]
+    label: int
+
+
+def load(name: str, lang: str, data_dir: Path | None, seed: int = 0) -> list[Question]:
+    if name == "facts":
+        from core.data.facts import questions
+
+        return questions(lang, seed)
+    if data_dir is None:
+        raise DataMissing(f"knowledge set {name!r} needs the data directory (data.dir or YARN_DATA_DIR) with clika/")
+    if name == "x_geo":
+        return _x_geo(data_dir / "clika" / "x_geo" / lang / f"{lang}_geo_data.jsonl")
+    if name == "x_csqa":
+        return _x_csqa(data_dir / "clika" / "x_csqa", lang)
+    raise UserError(f"unknown knowledge set {name!r} (known: {', '.join(SETS)})")
+
+
+def _lines(path: Path):
+    if not path.is_file():
+        raise DataMissing(f"{path}: knowledge test file not found")
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    yield f"{path}:{lineno}", json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise UserError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
+
+
+def _x_geo(path: Path) -> list[Question]:
+    out = []
+    for where, row in _lines(path):
+        try:
+            out.append(Question(f"x_geo:{row['id']}", row["questions"], tuple(row["answers"]), int(row["label"])))
+        except (KeyError, TypeError, ValueError) as e:
+            raise UserError(f"{where}: expected questions, answers, label ({e})") from None
+    return out
+
+
+def _x_csqa(root: Path, lang: str) -> list[Question]:
+    # en/validation.jsonl; the translations sit in DE_trans/, ar_trans/ ... (mixed case upstream)
+    folder = root / "en" if lang == "en" else next(
+        (d for d in sorted(root.glob("*_trans")) if d.name.split("_")[0].lower() == lang), root / f"{lang}_trans")
+    out = []
+    for where, row in _lines(folder / "validation.jsonl"):
+        try:
+            labels = row["question"]["choices"]["label"]
+            out.append(Question(f"x_csqa:{row['id']}", row["question"]["stem"],
+                                tuple(row["question"]["choices"]["text"]), labels.index(row["answerKey"])))
+        except (KeyError, TypeError, ValueError) as e:
+            raise UserError(f"{where}: expected question.stem, question.choices, answerKey ({e})") from None
+    return out
+
+
+def select_shared(by_lang: dict[str, list[Question]], n: int, seed: int, what: str) -> dict[str, list[Question]]:
+    """The same n item ids in every language (those present in all), chosen by the seed."""
+    common = set.intersection(*({q.id for q in qs} for qs in by_lang.values()))
+    if n > len(common):
+        raise UserError(f"data.test_size: {n} exceeds the {len(common)} {what} items present in every language")
+    chosen = set(random.Random(seed).sample(sorted(common), n))
+    return {lang: [q for q in qs if q.id in chosen] for lang, qs in by_lang.items()}

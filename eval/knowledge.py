@@ -1,0 +1,80 @@
+"""Multiple-choice knowledge scored by option log-likelihood (works for base models: nothing is generated),
+and CLiKA's performance and consistency measures over languages.
+
+Each option is scored by the mean log-probability of its tokens after the question prompt (length-normalised,
+so long options are not penalised for their length); the highest-scoring option is the model's answer.
+"""
+from __future__ import annotations
+
+import torch
+from tqdm import tqdm
+
+
+@torch.no_grad()
+def option_scores(model, tok, prompts: list[str], completions: list[list[str]], batch_size: int = 16,
+                  desc: str = "options") -> list[list[float]]:
+    """Mean log-probability of each completion's tokens given its prompt, per item and option."""
+    pairs = [(i, p, c) for i, (p, cs) in enumerate(zip(prompts, completions)) for c in cs]
+    encoded = []
+    for _, prompt, completion in pairs:
+        head = tok(prompt).input_ids
+        tail = tok(completion, add_special_tokens=False).input_ids
+        encoded.append((head + tail, len(head)))
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    device = next(model.parameters()).device
+    model.eval()
+    order = sorted(range(len(encoded)), key=lambda j: len(encoded[j][0]))   # similar lengths batch together
+    by_index: dict[int, float] = {}
+    for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch", leave=False):
+        batch = order[start:start + batch_size]
+        width = max(len(encoded[j][0]) for j in batch)
+        ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for row, j in enumerate(batch):
+            seq = encoded[j][0]
+            ids[row, : len(seq)] = torch.tensor(seq)
+            mask[row, : len(seq)] = 1
+        logprobs = torch.log_softmax(model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float(), -1)
+        for row, j in enumerate(batch):
+            seq, head = encoded[j]
+            targets = torch.tensor(seq[head:], device=device)
+            picked = logprobs[row, head - 1: len(seq) - 1].gather(1, targets[:, None])
+            by_index[j] = picked.mean().item()
+    scores = [by_index[j] for j in range(len(encoded))]
+    out, k = [], 0
+    for cs in completions:
+        out.append(scores[k:k + len(cs)])
+        k += len(cs)
+    return out
+
+
+def score_choices(scores: list[list[float]], labels: list[int]) -> dict:
+    """Accuracy, chance-corrected accuracy ((acc - 1/n) / (1 - 1/n), averaged over items with n options), and
+    how often the most chosen option position is picked (a model answering one position for most items knows
+    nothing: CLiKA's warning)."""
+    picks = [max(range(len(s)), key=s.__getitem__) for s in scores]
+    correct = [int(p == y) for p, y in zip(picks, labels)]
+    chance = [1 / len(s) for s in scores]
+    positions = [picks.count(i) for i in range(max(len(s) for s in scores))]
+    return {
+        "metrics": {
+            "accuracy": sum(correct) / len(correct),
+            "chance_corrected": sum((c - q) / (1 - q) for c, q in zip(correct, chance)) / len(correct),
+            "top_position_share": max(positions) / len(picks),
+        },
+        "per_item": {"correct": correct, "pick": picks},
+    }
+
+
+def relative_accuracy(acc_x: float, acc_en: float) -> float | None:
+    """CLiKA's performance level, RA = acc_X / acc_en."""
+    return acc_x / acc_en if acc_en else None
+
+
+def en_consistency(correct_en: dict[str, int], correct_x: dict[str, int]) -> float | None:
+    """CLiKA's consistency level, en-CO = |C_en ∩ C_X| / |C_en ∪ C_X| over the items answered correctly
+    (by item id: the same question in both languages)."""
+    c_en = {i for i, c in correct_en.items() if c}
+    c_x = {i for i, c in correct_x.items() if c}
+    union = c_en | c_x
+    return len(c_en & c_x) / len(union) if union else None

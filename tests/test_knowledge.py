@@ -1,0 +1,67 @@
+"""Knowledge probes: the same items in every language (facts, x_geo, x_csqa), option scoring, CLiKA's RA and
+en-CO, and a knowledge task through a whole experiment on the tiny model."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.data import knowledge
+from core.data.facts import LANGS, questions
+from core.errors import UserError
+from core.io import read_jsonl
+from eval.knowledge import en_consistency, relative_accuracy, score_choices
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_facts_ask_the_same_question_with_the_same_options_in_every_language():
+    en = {q.id: q for q in questions("en")}
+    de = {q.id: q for q in questions("de")}
+    assert len(en) > 600 and set(de) == set(en)
+    france = en["facts:capital:FR"]
+    assert france.options[france.label] == "Paris" and de["facts:capital:FR"].label == france.label
+    assert de["facts:continent:DE"].options[de["facts:continent:DE"].label] == "Europa"
+    assert questions("zh")[0].question.endswith("？")
+    for lang in LANGS:
+        qs = questions(lang)
+        assert len(qs) > 400 and all(len(set(q.options)) == 4 and 0 <= q.label < 4 for q in qs)
+    assert sum(q.label == 0 for q in en.values()) < 0.4 * len(en)   # the right answer is not always first
+
+
+def test_clika_sets_align_item_ids_across_languages(data_dir):
+    for name in ("x_geo", "x_csqa"):
+        en, de = (knowledge.load(name, lang, data_dir) for lang in ("en", "de"))
+        assert {q.id for q in en} == {q.id for q in de} and len(en) >= 200
+        assert all(0 <= q.label < len(q.options) for q in de)
+    shared = knowledge.select_shared({"en": en, "de": de}, 30, 0, "x_csqa")
+    assert [q.id for q in shared["en"]] == [q.id for q in shared["de"]] and len(shared["de"]) == 30
+    with pytest.raises(UserError, match="data.test_size"):
+        knowledge.select_shared({"en": en, "de": de}, 10**6, 0, "x_csqa")
+
+
+def test_scoring_and_clika_measures():
+    s = score_choices([[0.1, -1, -2, -3], [-1, 0.5, -2, -3], [0, -1, -2, -3]], [0, 0, 2])
+    assert s["per_item"]["correct"] == [1, 0, 0] and s["metrics"]["accuracy"] == pytest.approx(1 / 3)
+    assert s["metrics"]["chance_corrected"] == pytest.approx((1 - 0.25 - 0.25 - 0.25) / 3 / 0.75)
+    assert s["metrics"]["top_position_share"] == pytest.approx(2 / 3)
+    assert relative_accuracy(0.3, 0.6) == pytest.approx(0.5)
+    assert en_consistency({"a": 1, "b": 1, "c": 0}, {"a": 1, "b": 0, "c": 1}) == pytest.approx(1 / 3)
+
+
+def test_knowledge_task_in_an_experiment(tmp_path, tiny_model):
+    env = dict(os.environ, WANDB_MODE="offline")
+    cmd = [sys.executable, "cli.py", "run", "configs/experiments/smoke.yaml", f"output_dir={tmp_path}",
+           "tasks={knowledge: {sets: [facts], langs: [en, de, zh]}}", "arms=[{method: base}]", "data.test_size=12"]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = tmp_path / "smoke"
+    records = read_jsonl(run / "results.jsonl")
+    assert {r["tgt"] for r in records} == {"en", "de", "zh"} and all(r["n_items"] == 12 for r in records)
+    ids = [r["per_item"]["id"] for r in records]
+    assert ids[0] == ids[1] == ids[2]   # the same questions in each language
+    report = (run / "report.md").read_text()
+    assert "Cross-lingual knowledge alignment (CLiKA)" in report and "de acc % / RA / en-CO" in report
+    assert json.loads((run / "data" / "manifest.json").read_text())["knowledge facts-zh"]["test_used"] == 12
