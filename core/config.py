@@ -87,6 +87,9 @@ class KnowledgeTask(Strict):
     log-likelihood. Performance (RA) and consistency (en-CO) are measured against English."""
     sets: list[Literal["x_geo", "x_csqa", "facts"]] = Field(min_length=1)
     langs: list[str] = Field(min_length=2, description="must include en, the reference language")
+    scoring: Literal["loglik", "letter"] = Field(
+        "loglik", description="loglik: the option with the highest mean token log-likelihood (works for base "
+        "models); letter: the option letter the model generates (CLiKA's protocol, for instruction-following models)")
 
     @field_validator("langs")
     @classmethod

@@ -17,7 +17,7 @@ from core.data.ud import TaggedSentence, load_tagged
 from core.errors import DataMissing, UserError
 from core.io import atomic_write_json, atomic_write_jsonl, atomic_write_text
 from core.models import load_tokenizer, resolve
-from core.prompts import (answer_completion, question_prompt, tagging_completion, tagging_prompt,
+from core.prompts import (answer_completion, letter_prompt, question_prompt, tagging_completion, tagging_prompt,
                           translation_completion, translation_prompt)
 
 
@@ -120,7 +120,9 @@ def _knowledge(cfg: ExperimentConfig, ddir: Path | None, test_rows, manifest) ->
         for lang, questions in chosen.items():
             test_rows += [{"id": q.id, "task": "knowledge", "direction": f"{name}-{lang}", "src_lang": lang,
                            "tgt_lang": lang, "src": q.question, "tgt": q.options[q.label],
-                           "options": list(q.options), "label": q.label, "prompt": question_prompt(q.question),
+                           "options": list(q.options), "label": q.label,
+                           "prompt": letter_prompt(q.question, q.options) if task.scoring == "letter"
+                           else question_prompt(q.question),
                            "completions": [answer_completion(o) for o in q.options]} for q in questions]
             manifest[f"knowledge {name}-{lang}"] = {"test_source": name, "test_available": len(by_lang[lang]),
                                                    "test_used": len(questions)}

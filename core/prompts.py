@@ -43,3 +43,14 @@ def question_prompt(question: str) -> str:
 
 def answer_completion(option: str) -> str:
     return " " + option
+
+
+# CLiKA's protocol: an English instruction and a one-shot dummy example, then the question and its options in
+# the target language; the model answers with a letter.
+_LETTER_EXAMPLE = ("Question: Which of these is a fruit?\nA. hammer\nB. apple\nC. river\nD. chair\nAnswer: B\n\n")
+
+
+def letter_prompt(question: str, options: Sequence[str]) -> str:
+    letters = "\n".join(f"{chr(ord('A') + i)}. {o}" for i, o in enumerate(options))
+    return ("Answer the multiple-choice question with the letter of the correct option.\n\n" + _LETTER_EXAMPLE
+            + f"Question: {question}\n{letters}\nAnswer:")

@@ -1,10 +1,12 @@
-"""Multiple-choice knowledge scored by option log-likelihood (works for base models: nothing is generated),
-and CLiKA's performance and consistency measures over languages.
+"""Multiple-choice knowledge scored by option log-likelihood (works for base models: nothing is generated) or by
+the option letter a model generates (CLiKA's protocol), and CLiKA's performance and consistency measures.
 
 Each option is scored by the mean log-probability of its tokens after the question prompt (length-normalised,
 so long options are not penalised for their length); the highest-scoring option is the model's answer.
 """
 from __future__ import annotations
+
+import re
 
 import torch
 from tqdm import tqdm
@@ -48,19 +50,32 @@ def option_scores(model, tok, prompts: list[str], completions: list[list[str]], 
     return out
 
 
-def score_choices(scores: list[list[float]], labels: list[int]) -> dict:
+def best_options(scores: list[list[float]]) -> list[int]:
+    return [max(range(len(s)), key=s.__getitem__) for s in scores]
+
+
+def letter_picks(outputs: list[str], n_options: list[int]) -> list[int]:
+    """The option a generated answer names by its letter ("B", "B.", "(B) ..."); -1 when it names none."""
+    picks = []
+    for text, n in zip(outputs, n_options):
+        match = re.match(r"\W*([A-Z])\b", text.strip())
+        index = ord(match.group(1)) - ord("A") if match else -1
+        picks.append(index if 0 <= index < n else -1)
+    return picks
+
+
+def score_choices(picks: list[int], labels: list[int], n_options: list[int]) -> dict:
     """Accuracy, chance-corrected accuracy ((acc - 1/n) / (1 - 1/n), averaged over items with n options), and
-    how often the most chosen option position is picked (a model answering one position for most items knows
-    nothing: CLiKA's warning)."""
-    picks = [max(range(len(s)), key=s.__getitem__) for s in scores]
+    the share of answers at the most chosen option position (a model answering one position or letter for most
+    items knows nothing: CLiKA's warning). An unreadable answer (-1) is wrong."""
     correct = [int(p == y) for p, y in zip(picks, labels)]
-    chance = [1 / len(s) for s in scores]
-    positions = [picks.count(i) for i in range(max(len(s) for s in scores))]
+    positions = [picks.count(i) for i in range(max(n_options))]
     return {
         "metrics": {
             "accuracy": sum(correct) / len(correct),
-            "chance_corrected": sum((c - q) / (1 - q) for c, q in zip(correct, chance)) / len(correct),
+            "chance_corrected": sum((c - 1 / n) / (1 - 1 / n) for c, n in zip(correct, n_options)) / len(correct),
             "top_position_share": max(positions) / len(picks),
+            "unreadable_rate": picks.count(-1) / len(picks),
         },
         "per_item": {"correct": correct, "pick": picks},
     }

@@ -85,12 +85,17 @@ COLUMNS: list[Column] = [
     ("train wall s", lambda r: cost(r, "train_wall_s"), _number(".1f")),
     ("device s", lambda r: cost(r, "train_device_s"), _number(".1f")),
     ("peak mem MB", lambda r: cost(r, "train_peak_mem_mb"), _number(".0f")),
+    ("extra decode steps/item", lambda r: cost(r, "extra_decode_steps_per_item"), _number("g")),
+]
+
+
+OPTIONAL: list[Column] = [
     ("train tokens/s", lambda r: cost(r, "train_tokens_per_s") or None, _number(".0f")),
     ("MFU %", lambda r: cost(r, "train_mfu"), _percent),
     ("tokens by language", lambda r: r.get("train_tokens_by_lang"),
      lambda d: " ".join(f"{k}:{v}" for k, v in d.items()) if d else ""),
-    ("extra decode steps/item", lambda r: cost(r, "extra_decode_steps_per_item"), _number("g")),
 ]
+COLUMNS[-1:-1] = OPTIONAL   # before the extra decode steps
 
 
 def _money(usd_per_device_hour: float) -> Column:
@@ -108,6 +113,8 @@ def quality_tables(records: list[Record], usd_per_device_hour: float | None = No
             r["_ci"] = ci
         n_items = "/".join(distinct(rows, "n_items")) or "?"
         columns = TASK_COLUMNS.get(task, []) + COLUMNS + money
+        # a cost column no record of this table has (MFU on a CPU, tokens by language without pretraining) is left out
+        columns = [c for c in columns if c not in OPTIONAL or any(c[1](r) for r in rows)]
         note = "±95%: half-width of the 95% bootstrap interval; p vs SFT: paired bootstrap (* below 0.05)."
         if task == "mt":
             signatures = []

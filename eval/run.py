@@ -18,7 +18,7 @@ from core.io import atomic_write_json, atomic_write_jsonl, git_revision, hash_we
 from core.ledger import Cost
 from core.models import load_model, load_tokenizer, resolve
 from eval.generate import Generation, generate
-from eval.knowledge import option_scores, score_choices
+from eval.knowledge import best_options, letter_picks, option_scores, score_choices
 from eval.mt import score_translations
 from eval.pos import score_tagging
 
@@ -138,9 +138,15 @@ class Evaluator:
             raise UserError(f"arm {arm.name!r}: method {arm.method!r} has no evaluation")
         desc = f"{arm.name} {task} {direction}"
         if task == "knowledge":
-            score = score_choices(option_scores(model, tok, prompts, [r["completions"] for r in items],
-                                                self.cfg.eval.batch_size, desc), [r["label"] for r in items])
-            gens = [Generation([], [], r["options"][pick]) for r, pick in zip(items, score["per_item"]["pick"])]
+            n_options = [len(r["options"]) for r in items]
+            if self.cfg.tasks.knowledge.scoring == "letter":
+                answers = generate(model, tok, prompts, max_new_tokens=4, batch_size=self.cfg.eval.batch_size, desc=desc)
+                picks = letter_picks([g.text for g in answers], n_options)
+            else:
+                picks = best_options(option_scores(model, tok, prompts, [r["completions"] for r in items],
+                                                   self.cfg.eval.batch_size, desc))
+            score = score_choices(picks, [r["label"] for r in items], n_options)
+            gens = [Generation([], [], r["options"][p] if p >= 0 else "(no option)") for r, p in zip(items, picks)]
         else:
             max_new = self.cfg.eval.max_new_tokens if task == "mt" else self.cfg.eval.pos_max_new_tokens
             gens = generate(model, tok, prompts, model_priors.ids if model_priors else None, max_new_tokens=max_new,

@@ -12,7 +12,7 @@ from core.data import knowledge
 from core.data.facts import LANGS, questions
 from core.errors import UserError
 from core.io import read_jsonl
-from eval.knowledge import en_consistency, relative_accuracy, score_choices
+from eval.knowledge import best_options, en_consistency, letter_picks, relative_accuracy, score_choices
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -43,10 +43,13 @@ def test_clika_sets_align_item_ids_across_languages(data_dir):
 
 
 def test_scoring_and_clika_measures():
-    s = score_choices([[0.1, -1, -2, -3], [-1, 0.5, -2, -3], [0, -1, -2, -3]], [0, 0, 2])
+    picks = best_options([[0.1, -1, -2, -3], [-1, 0.5, -2, -3], [0, -1, -2, -3]])
+    s = score_choices(picks, [0, 0, 2], [4, 4, 4])
     assert s["per_item"]["correct"] == [1, 0, 0] and s["metrics"]["accuracy"] == pytest.approx(1 / 3)
     assert s["metrics"]["chance_corrected"] == pytest.approx((1 - 0.25 - 0.25 - 0.25) / 3 / 0.75)
     assert s["metrics"]["top_position_share"] == pytest.approx(2 / 3)
+    assert letter_picks(["B", " (c) no", "D. Paris", "E", "The answer"], [4, 4, 4, 4, 4]) == [1, -1, 3, -1, -1]
+    assert score_choices([1, -1], [1, 0], [4, 4])["metrics"]["unreadable_rate"] == 0.5
     assert relative_accuracy(0.3, 0.6) == pytest.approx(0.5)
     assert en_consistency({"a": 1, "b": 1, "c": 0}, {"a": 1, "b": 0, "c": 1}) == pytest.approx(1 / 3)
 
@@ -65,3 +68,16 @@ def test_knowledge_task_in_an_experiment(tmp_path, tiny_model):
     report = (run / "report.md").read_text()
     assert "Cross-lingual knowledge alignment (CLiKA)" in report and "de acc % / RA / en-CO" in report
     assert json.loads((run / "data" / "manifest.json").read_text())["knowledge facts-zh"]["test_used"] == 12
+
+
+def test_letter_protocol_prompts_with_options_and_reads_letters(tmp_path, tiny_model):
+    env = dict(os.environ, WANDB_MODE="offline")
+    cmd = [sys.executable, "cli.py", "run", "configs/experiments/smoke.yaml", f"output_dir={tmp_path}",
+           "tasks={knowledge: {sets: [facts], langs: [en, de], scoring: letter}}", "arms=[{method: base}]",
+           "data.test_size=4"]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    test = read_jsonl(tmp_path / "smoke" / "data" / "test.jsonl")
+    assert all(r["prompt"].startswith("Answer the multiple-choice question") and "\nD. " in r["prompt"] for r in test)
+    records = read_jsonl(tmp_path / "smoke" / "results.jsonl")
+    assert all("unreadable_rate" in r["metrics"] for r in records)   # a random tiny model names no letter
