@@ -113,7 +113,7 @@ def _figure(n_panels: int, title: str) -> tuple[Figure, list[Axes]]:
     fig = Figure(figsize=(6.0 * ncols, 4.8 * nrows))
     FigureCanvasAgg(fig)
     axes = fig.subplots(nrows, ncols, squeeze=False)
-    fig.suptitle(title, fontsize=13)
+    fig.suptitle(title, fontsize=13, y=1 - 0.1 / fig.get_figheight(), va="top")   # a fixed distance from the top, however tall
     for ax in axes.flat[n_panels:]:
         ax.remove()
     return fig, list(axes.flat[:n_panels])
@@ -161,10 +161,12 @@ def render_cost_plot(records: list[Record], stem: str = "quality_vs_cost") -> by
     handles = [Line2D([], [], marker="o", ls="", color=METHOD_COLORS.get(m, "tab:purple"), label=m)
                for m in sorted(methods_seen, key=lambda m: (rank(m), m))]
     handles.append(Line2D([], [], marker="o", ls="--", color="0.35", mfc="none", label="Pareto front"))
-    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.06), ncol=len(handles), frameon=False)
-    fig.text(0.5, 0.01, "A PreTTY arm whose prior comes from a trained model\ncarries that model's training cost",
+    # margins in inches, whatever the number of panel rows: legend and note below, the title above
+    inch = 1 / fig.get_figheight()
+    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.45 * inch), ncol=len(handles), frameon=False)
+    fig.text(0.5, 0.08 * inch, "A PreTTY arm whose prior comes from a trained model\ncarries that model's training cost",
              ha="center", fontsize=8, color="0.35")
-    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    fig.tight_layout(rect=(0, 0.95 * inch, 1, 1 - 0.1 * inch))
     for ax, labels in to_label:  # after the layout is final: placement works in display pixels
         _label_points(ax, labels)
     return _png(fig)
