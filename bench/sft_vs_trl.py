@@ -73,7 +73,7 @@ def main(argv=None) -> None:
                         "--plain", str(run_dir), tmp], check=True, env=env)
         plain = json.loads((Path(tmp) / "plain.json").read_text())
 
-    ours_tps, plain_tps = ours["train_tokens_per_s"], plain["tokens"] / plain["wall_s"]
+    ours_tps, plain_tps = ours["train_tokens"] / ours["train_wall_s"], plain["tokens"] / plain["wall_s"]
     print(f"\nmodel {args.model}, {args.examples} examples, batch {args.batch_size}, CPU threads {os.cpu_count()}")
     print(f"ours (deepspeed launcher, ZeRO-2): {ours['train_tokens']:>8,} tokens in {ours['train_wall_s']:7.1f} s = "
           f"{ours_tps:8.1f} tokens/s")

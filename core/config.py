@@ -169,7 +169,6 @@ class PretrainArm(TrainArgs):
     probabilities: Optional[dict[str, float]] = Field(None, description="mixed: explicit sampling probability per language")
     alpha: float = Field(0.3, gt=0, le=1, description="mixed without probabilities: p_l proportional to n_l^alpha "
                          "(n_l: the language's tokens of text)")
-    learning_rate: float = Field(2e-5, gt=0)
 
     @model_validator(mode="after")
     def _check(self) -> "PretrainArm":

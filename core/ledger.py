@@ -20,7 +20,6 @@ class Cost:
     eval_wall_s: float = 0.0
     extra_model_calls_per_item: float = 0.0   # prefills of another model (e.g. the SFT model giving a prior)
     extra_decode_steps_per_item: float = 0.0  # decode steps of another model
-    train_tokens_per_s: float = 0.0
     train_mfu: Optional[float] = None         # model FLOPs / (device-seconds x peak); None when the peak is unknown
     train_stages: int = 0                     # training runs behind the weights (2: e.g. cpt then sft)
 
@@ -29,11 +28,10 @@ class Cost:
 
     def then(self, later: "Cost") -> "Cost":
         """The cost of weights trained by `later` starting from weights that cost `self`: additive units add up,
-        peak memory is the larger, throughput and MFU are recomputed over both stages."""
+        peak memory is the larger, MFU is recomputed over both stages."""
         added = {k: getattr(self, k) + getattr(later, k) for k in
                  ("train_examples", "train_tokens", "train_flops", "train_wall_s", "train_device_s", "train_stages")}
         both = Cost(**added, train_peak_mem_mb=max(self.train_peak_mem_mb, later.train_peak_mem_mb))
-        both.train_tokens_per_s = both.train_tokens / both.train_wall_s if both.train_wall_s else 0.0
         if self.train_mfu and later.train_mfu:   # peak = flops / (mfu x device-s), per stage
             peak_s = self.train_flops / self.train_mfu + later.train_flops / later.train_mfu
             both.train_mfu = both.train_flops / peak_s

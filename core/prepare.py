@@ -159,8 +159,11 @@ def prepare(cfg: ExperimentConfig, config_path: Path) -> Path:
     if cfg.tasks.knowledge:
         _knowledge(cfg, ddir, test_rows, manifest)
     tok = load_tokenizer(model_path, cfg.model.trust_remote_code)
-    _check_lengths(cfg, tok, train_rows)
-    streams = _pretraining_streams(cfg, tok, train_rows, config_path.resolve().parent)
+    # prompt + completion + the EOS the trainer appends: what SFT trains on, per example
+    lengths = [len(ids) + 1 for ids in tok([r["prompt"] + r["completion"] for r in train_rows]).input_ids] \
+        if train_rows else []
+    _check_lengths(cfg, train_rows, lengths)
+    streams = _pretraining_streams(cfg, tok, cfg.data.token_budget or sum(lengths), config_path.resolve().parent)
 
     for arm_name, stream in streams.items():
         atomic_write_jsonl(out / "data" / f"pretrain-{arm_name}.jsonl", stream.rows)
@@ -173,18 +176,11 @@ def prepare(cfg: ExperimentConfig, config_path: Path) -> Path:
     return out
 
 
-def token_budget(cfg: ExperimentConfig, tok, rows: list[dict]) -> int:
-    """The configured token budget, or the labelled budget's tokens (prompt, completion, EOS): one SFT epoch."""
-    if cfg.data.token_budget:
-        return cfg.data.token_budget
-    return sum(len(ids) + 1 for ids in tok([r["prompt"] + r["completion"] for r in rows]).input_ids)
-
-
-def _pretraining_streams(cfg: ExperimentConfig, tok, train_rows: list[dict], base_dir: Path) -> dict[str, mixing.Stream]:
-    arms = [a for a in cfg.arms if isinstance(a, PretrainArm)]
-    if not arms:
-        return {}
-    budget = token_budget(cfg, tok, train_rows)
+def _pretraining_streams(cfg: ExperimentConfig, tok, budget: int, base_dir: Path) -> dict[str, mixing.Stream]:
+    """Each pretraining arm's sequence of `budget` tokens (data.token_budget, else the labelled examples' tokens:
+    one SFT epoch)."""
+    if budget == 0 and any(isinstance(a, PretrainArm) for a in cfg.arms):
+        raise UserError("data.token_budget: no labelled training examples to derive it from; set it")
     streams = {}
     for i, arm in enumerate(cfg.arms):
         if not isinstance(arm, PretrainArm):
@@ -202,14 +198,13 @@ def _pretraining_streams(cfg: ExperimentConfig, tok, train_rows: list[dict], bas
     return streams
 
 
-def _check_lengths(cfg: ExperimentConfig, tok, rows: list[dict]) -> None:
+def _check_lengths(cfg: ExperimentConfig, rows: list[dict], lengths: list[int]) -> None:
     """Examples longer than an arm's max_length are an error: truncating them would silently shrink the budget."""
     arms = [a for a in cfg.trained_arms() if a.method in ("sft", "lora")]
     if not arms or not rows:
         return
     limit = min(a.max_length for a in arms)
-    lengths = [len(ids) for ids in tok([r["prompt"] + r["completion"] for r in rows]).input_ids]
     longest = max(range(len(rows)), key=lengths.__getitem__)
-    if lengths[longest] + 1 > limit:  # +1: the EOS token the trainer appends
-        raise UserError(f"data: example {rows[longest]['id']} is {lengths[longest] + 1} tokens, over max_length={limit}; "
+    if lengths[longest] > limit:
+        raise UserError(f"data: example {rows[longest]['id']} is {lengths[longest]} tokens, over max_length={limit}; "
                         f"raise the arms' max_length or use shorter data")

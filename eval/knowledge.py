@@ -16,17 +16,14 @@ from tqdm import tqdm
 def option_scores(model, tok, prompts: list[str], completions: list[list[str]], batch_size: int = 16,
                   desc: str = "options") -> list[list[float]]:
     """Mean log-probability of each completion's tokens given its prompt, per item and option."""
-    pairs = [(i, p, c) for i, (p, cs) in enumerate(zip(prompts, completions)) for c in cs]
-    encoded = []
-    for _, prompt, completion in pairs:
-        head = tok(prompt).input_ids
-        tail = tok(completion, add_special_tokens=False).input_ids
-        encoded.append((head + tail, len(head)))
+    encoded = []   # (prompt + option ids, prompt length) per item and option, each prompt tokenized once
+    for head, options in zip(tok(prompts).input_ids, completions):
+        encoded += [(head + tail, len(head)) for tail in tok(options, add_special_tokens=False).input_ids]
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     device = next(model.parameters()).device
     model.eval()
     order = sorted(range(len(encoded)), key=lambda j: len(encoded[j][0]))   # similar lengths batch together
-    by_index: dict[int, float] = {}
+    scores = [0.0] * len(encoded)
     for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch", leave=False):
         batch = order[start:start + batch_size]
         width = max(len(encoded[j][0]) for j in batch)
@@ -36,13 +33,13 @@ def option_scores(model, tok, prompts: list[str], completions: list[list[str]], 
             seq = encoded[j][0]
             ids[row, : len(seq)] = torch.tensor(seq)
             mask[row, : len(seq)] = 1
-        logprobs = torch.log_softmax(model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float(), -1)
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
         for row, j in enumerate(batch):
             seq, head = encoded[j]
             targets = torch.tensor(seq[head:], device=device)
-            picked = logprobs[row, head - 1: len(seq) - 1].gather(1, targets[:, None])
-            by_index[j] = picked.mean().item()
-    scores = [by_index[j] for j in range(len(encoded))]
+            # normalise over the vocabulary at the option's positions only, not at every prompt position
+            logprobs = torch.log_softmax(logits[row, head - 1: len(seq) - 1].float(), -1)
+            scores[j] = logprobs.gather(1, targets[:, None]).mean().item()
     out, k = [], 0
     for cs in completions:
         out.append(scores[k:k + len(cs)])

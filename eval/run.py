@@ -45,7 +45,7 @@ class Evaluator:
         self.base_path = resolve(cfg.model.name)
         self.tok = load_tokenizer(self.base_path, cfg.model.trust_remote_code)
         self._base_model = None
-        self._trained: dict[str, tuple] = {}
+        self._trained: dict[str, tuple] = {}        # weights path -> (model, tokenizer, weights, cost)
         self._tokens_by_lang: dict[str, dict] = {}   # weights path -> training tokens by language
         self.test = read_jsonl(run_dir / "data" / "test.jsonl")
         self.train = read_jsonl(run_dir / "data" / "train.jsonl")
@@ -58,37 +58,33 @@ class Evaluator:
         return self._base_model
 
     def _load_trained(self, arm_name: str):
-        """(model, tokenizer, weights, training cost) of a training arm's checkpoint; each checkpoint is loaded
-        once, however many tasks, directions and prior arms use it."""
-        if arm_name not in self._trained:
-            rec = _train_record(self.run_dir, arm_name)
-            model_dir = rec["model_dir"]
-            if rec["method"] == "lora":
-                base = rec.get("base_model") or self.base_path   # init_from: the adapter sits on another arm's model
-                model = load_model(base, self.cfg.model.dtype, self.cfg.model.trust_remote_code, adapter=model_dir)
-                weights = _weights(model_dir, base=_weights(base))
-            else:
-                model = load_model(model_dir, self.cfg.model.dtype, self.cfg.model.trust_remote_code)
-                weights = _weights(model_dir)
-            self._trained[arm_name] = (model, load_tokenizer(model_dir), weights, rec["cost"])
-            self._tokens_by_lang[model_dir] = rec.get("tokens_by_lang") or {}
-        model, tok, weights, cost = self._trained[arm_name]
-        return model, tok, weights, Cost.from_dict(cost)  # a fresh ledger: evaluation adds its own time to it
+        """(model, tokenizer, weights, training cost) of one of this run's training arms."""
+        rec = _train_record(self.run_dir, arm_name)
+        return self._load(rec["model_dir"], rec)
 
     def _load_other(self, name: str):
         """A model from outside this run. A checkpoint of another run brings its training cost (train.json
         beside it); any other model's training cost is unknown here and charged as zero."""
         path = resolve(name)
+        record = Path(path).parent / "train.json"
+        return self._load(path, json.loads(record.read_text()) if record.is_file() else {})
+
+    def _load(self, path: str, rec: dict):
+        """Each checkpoint is loaded once, however many tasks, directions and prior arms use it; `rec` is its
+        train.json (empty when there is none)."""
         if path not in self._trained:
-            record = Path(path).parent / "train.json"
-            rec = json.loads(record.read_text()) if record.is_file() else {}
-            model = load_model(path, self.cfg.model.dtype, self.cfg.model.trust_remote_code)
-            weights = _weights(path) if Path(path).is_dir() else {"path": path}
+            if rec.get("method") == "lora":
+                base = rec.get("base_model") or self.base_path   # init_from: the adapter sits on another arm's model
+                model = load_model(base, self.cfg.model.dtype, self.cfg.model.trust_remote_code, adapter=path)
+                weights = _weights(path, base=_weights(base))
+            else:
+                model = load_model(path, self.cfg.model.dtype, self.cfg.model.trust_remote_code)
+                weights = _weights(path) if Path(path).is_dir() else {"path": path}   # a hub id has no files here
             self._trained[path] = (model, load_tokenizer(path, self.cfg.model.trust_remote_code), weights,
-                                   rec.get("cost") or Cost().as_dict())
+                                   rec.get("cost") or {})
             self._tokens_by_lang[path] = rec.get("tokens_by_lang") or {}
         model, tok, weights, cost = self._trained[path]
-        return model, tok, weights, Cost.from_dict(cost)
+        return model, tok, weights, Cost.from_dict(cost)  # a fresh ledger: evaluation adds its own time to it
 
     def run(self, arm_names: list[str] | None = None) -> list[dict]:
         arms = [self.cfg.arm(n) for n in arm_names] if arm_names else self.cfg.arms

@@ -70,11 +70,12 @@ def test_report_writes_its_files(run_dir):
     assert "# Cost vs quality: demo" in md and "deadbeef" in md and "cfg123" in md
     assert "## mt: English → German (100 items)" in md and "## mt: English → Chinese" in md
     # records without per-item outputs have no interval; SFT is the arm the others are tested against
-    assert "| pretty-sft-k2 | 14.10 | 41.70 | n/a | 4.0 |  | 256 | 20480 | 3.3e13 | 300.0 | 290.0 | 5000 | 2 |" in md
+    # training tokens/s = 20480 / 300 s; base trained nothing, so it has none
+    assert "| pretty-sft-k2 | 14.10 | 41.70 | n/a | 4.0 |  | 256 | 20480 | 3.3e13 | 300.0 | 290.0 | 5000 | 68 | 2 |" in md
     sft = next(line for line in md.splitlines() if line.startswith("| sft | 18.20 | 47.30 | ±"))
-    assert sft.endswith("| 1.0 |  | 256 | 20480 | 3.3e13 | 300.0 | 290.0 | 5000 | 0 |")
+    assert sft.endswith("| 1.0 |  | 256 | 20480 | 3.3e13 | 300.0 | 290.0 | 5000 | 68 | 0 |")
     # base keeps a fifth of each reference, SFT most of it: a significant gap; the frequent prior as much, on other items
-    assert "| 31.0 | 0.001* | 0 | 0 | 0 | 0.0 | 0.0 | 0 | 0 |" in next(l for l in md.splitlines() if l.startswith("| base |"))
+    assert "| 31.0 | 0.001* | 0 | 0 | 0 | 0.0 | 0.0 | 0 | n/a | 0 |" in next(l for l in md.splitlines() if l.startswith("| base |"))
     frequent = next(l for l in md.splitlines() if l.startswith("| pretty-frequent-k1 |")).split(" | ")
     assert float(frequent[5]) > 0.05
     # the frequent prior costs 10 s more per 100 items than base: SFT's 290 device-seconds pay back after 2,900

@@ -15,7 +15,7 @@ from datasets import Dataset
 from core.config import ExperimentConfig, PretrainArm
 from core.io import read_jsonl
 from core.ledger import Cost
-from core.models import count_parameters, load_tokenizer, torch_dtype
+from core.models import load_tokenizer
 from train import trainer as common
 
 
@@ -44,7 +44,7 @@ def _trainer_class(ledger: common.Ledger, langs: list[str]):
             lang = inputs.pop("lang")
             if model.training:
                 for i, n in zip(lang.tolist(), inputs["attention_mask"].sum(1).tolist()):
-                    ledger.tokens_by_lang[langs[i]] = ledger.tokens_by_lang.get(langs[i], 0) + int(n)
+                    ledger.tokens_by_lang[langs[i]] += int(n)
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
     return PretrainTrainer
@@ -53,8 +53,7 @@ def _trainer_class(ledger: common.Ledger, langs: list[str]):
 def train(cfg: ExperimentConfig, arm: PretrainArm, run_dir: Path, model_path: str,
           out_dir: Path) -> tuple[Cost, dict[str, int]]:
     """Returns the cost and the training tokens of each language, counted from the batches."""
-    import deepspeed
-    from transformers import AutoModelForCausalLM, TrainingArguments
+    from transformers import TrainingArguments
 
     rows = read_jsonl(run_dir / "data" / f"pretrain-{arm.name}.jsonl")
     budget = sum(len(r["input_ids"]) for r in rows)
@@ -62,21 +61,14 @@ def train(cfg: ExperimentConfig, arm: PretrainArm, run_dir: Path, model_path: st
     tokenizer = load_tokenizer(model_path, cfg.model.trust_remote_code)
     args = TrainingArguments(**common.common_args(cfg, arm, out_dir), num_train_epochs=1,
                              remove_unused_columns=False)  # keep `lang` for the collator
-    deepspeed.init_distributed()
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch_dtype(cfg.model.dtype),
-                                                 trust_remote_code=cfg.model.trust_remote_code)
-    ledger = common.Ledger(model, count_parameters(model, trainable_only=True), mean_seq=budget / len(rows),
-                           peak_tflops=cfg.report.peak_tflops)
+    model = common.load_model(cfg, model_path)
+    ledger = common.Ledger(model, mean_seq=budget / len(rows), peak_tflops=cfg.report.peak_tflops, langs=arm.langs)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     trainer = _trainer_class(ledger, arm.langs)(model=model, args=args, train_dataset=dataset,
-                                                 data_collator=Collator(pad), processing_class=tokenizer,
-                                                 callbacks=[ledger])
-    cost = common.run(trainer, ledger, out_dir, examples=0)
-    ledger.tokens_by_lang = common.all_ranks_counts(ledger.tokens_by_lang, arm.langs)
+                                                 data_collator=Collator(pad), processing_class=tokenizer)
+    ledger.attach(trainer)
+    cost = common.run(trainer, ledger, tokenizer, out_dir, examples=0)
     if cost.train_tokens != budget or sum(ledger.tokens_by_lang.values()) != budget:
         raise RuntimeError(f"{arm.name}: trained on {cost.train_tokens} tokens ({ledger.tokens_by_lang}), "
                            f"the budget is {budget}")
-    if trainer.is_world_process_zero():
-        tokenizer.save_pretrained(str(out_dir / "model"))
-        common.log_summary(cost, ledger)
     return cost, ledger.tokens_by_lang

@@ -12,7 +12,7 @@ from datasets import Dataset
 from core.config import ExperimentConfig, LoraArm, SftArm
 from core.io import read_jsonl
 from core.ledger import Cost
-from core.models import count_parameters, load_tokenizer, torch_dtype
+from core.models import load_tokenizer
 from train import trainer as common
 
 
@@ -36,8 +36,6 @@ def lora_config(arm: LoraArm):
 def train(cfg: ExperimentConfig, arm: SftArm | LoraArm, run_dir: Path, model_path: str,
           out_dir: Path) -> tuple[Cost, dict[str, int]]:
     """Returns the cost and (as every recipe) tokens by language: the prompts mix languages, so none here."""
-    import deepspeed
-    from transformers import AutoModelForCausalLM
     from trl import SFTConfig, SFTTrainer
 
     rows = read_jsonl(run_dir / "data" / "train.jsonl")
@@ -52,17 +50,10 @@ def train(cfg: ExperimentConfig, arm: SftArm | LoraArm, run_dir: Path, model_pat
         train_sampling_strategy="group_by_length",  # batches of similar length: a third less padding here
     )
     _score_completion_positions_only()
-    deepspeed.init_distributed()  # before loading: ZeRO-3 partitions the weights across ranks while they load
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch_dtype(cfg.model.dtype),
-                                                 trust_remote_code=cfg.model.trust_remote_code)
+    model = common.load_model(cfg, model_path)
     lengths = [len(ids) + 1 for ids in tokenizer([r["prompt"] + r["completion"] for r in rows]).input_ids]
-    ledger = common.Ledger(model, 0, mean_seq=sum(lengths) / len(lengths), peak_tflops=cfg.report.peak_tflops)
+    ledger = common.Ledger(model, mean_seq=sum(lengths) / len(lengths), peak_tflops=cfg.report.peak_tflops)
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                          peft_config=lora_config(arm) if isinstance(arm, LoraArm) else None)
-    ledger.trainable = count_parameters(trainer.model, trainable_only=True)
-    trainer.add_callback(ledger)
-    cost = common.run(trainer, ledger, out_dir, examples=len(rows))
-    if trainer.is_world_process_zero():
-        tokenizer.save_pretrained(str(out_dir / "model"))
-        common.log_summary(cost, ledger)
-    return cost, {}
+    ledger.attach(trainer)
+    return common.run(trainer, ledger, tokenizer, out_dir, examples=len(rows)), {}

@@ -40,8 +40,7 @@ def common_args(cfg: ExperimentConfig, arm, out_dir: Path) -> dict:
         bf16=dtype == torch.bfloat16,
         # two kept: the Trainer deletes old checkpoints before the new one is marked complete
         save_strategy="steps" if arm.save_steps else "no",
-        save_steps=arm.save_steps or 500,
-        save_total_limit=2,
+        **({"save_steps": arm.save_steps, "save_total_limit": 2} if arm.save_steps else {}),
         report_to=["wandb"] if cfg.wandb.mode != "disabled" else [],
         run_name=arm.name,
         include_num_input_tokens_seen="non_padding",
@@ -63,19 +62,26 @@ def last_complete_checkpoint(out_dir: Path) -> Path | None:
 
 class Ledger(TrainerCallback):
     """Logs tokens/s and MFU with the Trainer's own logs (so to W&B live) and marks saved checkpoints complete,
-    with this rank's per-language token counts (restored on resume)."""
+    with this rank's per-language token counts and the training time so far (both restored on resume)."""
 
-    def __init__(self, model, trainable: int, mean_seq: float, peak_tflops: float | None):
+    def __init__(self, model, mean_seq: float, peak_tflops: float | None, langs: list[str] = ()):
         """`model`: the model before any adapters are added (its parameters are the N of 6·N·T)."""
-        self.n_params, self.trainable, self.mean_seq = count_parameters(model), trainable, mean_seq
+        self.n_params, self.trainable, self.mean_seq = count_parameters(model), 0, mean_seq
         self.layers, self.width = attention_shape(model)
         self.peak = device_peak_flops(peak_tflops)
-        self.tokens_by_lang: dict[str, int] = {}   # filled by a recipe that knows each sequence's language
+        # counted by a recipe that knows each sequence's language; the same keys on every rank, for the all-reduce
+        self.tokens_by_lang: dict[str, int] = dict.fromkeys(langs, 0)
+        self.earlier_wall_s = 0.0   # training time of the processes before a resume, up to their last checkpoint
         self._t0 = self._tokens0 = None
+
+    def attach(self, trainer) -> None:
+        self.trainable = count_parameters(trainer.model, trainable_only=True)
+        trainer.add_callback(self)
 
     def restore(self, checkpoint: Path) -> None:
         saved = json.loads((checkpoint / MARKER.format(rank=rank())).read_text())
         self.tokens_by_lang.update(saved["tokens_by_lang"])
+        self.earlier_wall_s = saved["train_wall_s"]
 
     def on_train_begin(self, args, state, control, **kwargs):
         self._t0, self._tokens0 = time.time(), state.num_input_tokens_seen
@@ -102,27 +108,44 @@ class Ledger(TrainerCallback):
         checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         atomic_write_json(checkpoint / MARKER.format(rank=rank()),
                           {"step": state.global_step, "num_input_tokens_seen": state.num_input_tokens_seen,
-                           "tokens_by_lang": self.tokens_by_lang})
+                           "tokens_by_lang": self.tokens_by_lang,
+                           "train_wall_s": self.earlier_wall_s + time.time() - self._t0})
 
 
-def run(trainer, ledger: Ledger, out_dir: Path, examples: int) -> Cost:
-    """Train (resuming when a complete checkpoint exists), save the model, and return the ledger's cost."""
+def run(trainer, ledger: Ledger, tokenizer, out_dir: Path, examples: int) -> Cost:
+    """Train (resuming when a complete checkpoint exists), save model and tokenizer, and return the cost.
+    Token counts by language are summed over ranks on the way."""
     resume = last_complete_checkpoint(out_dir)
     if resume is not None:
         ledger.restore(resume)
         print(f"[train] resuming from {resume}", flush=True)
     start = time.time()
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    wall = time.time() - start
+    # the work a killed process did after its last checkpoint is redone here, and counted once
+    wall = ledger.earlier_wall_s + time.time() - start
     trainer.save_model(str(out_dir / "model"))  # gathers ZeRO-3 shards (stage3_gather_16bit_weights_on_model_save)
+    ledger.tokens_by_lang = _sum_over_ranks(ledger.tokens_by_lang)
     tokens = int(trainer.state.num_input_tokens_seen)
     world = trainer.args.world_size
     flops = ledger.flops(tokens)
-    # a resumed run's wall time is this process's; the killed one's is lost with it (and was not complete work)
-    return Cost(train_examples=examples, train_tokens=tokens, train_flops=flops, train_wall_s=wall,
-                train_device_s=wall * world, train_peak_mem_mb=peak_memory_mb(),
-                train_tokens_per_s=tokens / max(wall, 1e-9), train_stages=1,
+    cost = Cost(train_examples=examples, train_tokens=tokens, train_flops=flops, train_wall_s=wall,
+                train_device_s=wall * world, train_peak_mem_mb=peak_memory_mb(), train_stages=1,
                 train_mfu=flops / (wall * world * ledger.peak) if ledger.peak else None)
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(str(out_dir / "model"))
+        _log_summary(cost, ledger)
+    return cost
+
+
+def load_model(cfg: ExperimentConfig, model_path: str):
+    """The starting weights, loaded in every rank after DeepSpeed's process group exists (ZeRO-3 partitions the
+    weights across ranks while they load)."""
+    import deepspeed
+    from transformers import AutoModelForCausalLM
+
+    deepspeed.init_distributed()
+    return AutoModelForCausalLM.from_pretrained(model_path, dtype=torch_dtype(cfg.model.dtype),
+                                                trust_remote_code=cfg.model.trust_remote_code)
 
 
 def attention_shape(model) -> tuple[int, int]:
@@ -133,16 +156,16 @@ def attention_shape(model) -> tuple[int, int]:
     return c.num_hidden_layers, c.num_attention_heads * heads_dim
 
 
-def all_ranks_counts(counts: dict[str, int], keys: list[str]) -> dict[str, int]:
+def _sum_over_ranks(counts: dict[str, int]) -> dict[str, int]:
     import torch.distributed as dist
 
-    values = torch.tensor([counts.get(k, 0) for k in keys], dtype=torch.int64)
-    if dist.is_available() and dist.is_initialized():
+    values = torch.tensor(list(counts.values()), dtype=torch.int64)
+    if counts and dist.is_available() and dist.is_initialized():
         dist.all_reduce(values)
-    return dict(zip(keys, map(int, values.tolist())))
+    return dict(zip(counts, map(int, values.tolist())))
 
 
-def log_summary(cost: Cost, ledger: Ledger) -> None:
+def _log_summary(cost: Cost, ledger: Ledger) -> None:
     import wandb
 
     if wandb.run is not None:

@@ -8,7 +8,7 @@ generator seeded by the experiment's seed, so the same config always yields the 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from core.data.mono import Document
 from core.errors import UserError
@@ -19,8 +19,12 @@ class Stream:
     rows: list[dict]                   # {"lang", "doc", "input_ids"} in training order
     probabilities: dict[str, float]
     pool_tokens: dict[str, int]        # n_l: every token of the language's text
-    tokens: dict[str, int] = field(default_factory=dict)   # realised: tokens of the language in rows
-    passes: dict[str, float] = field(default_factory=dict) # tokens / pool_tokens: above 1 means text is repeated
+    tokens: dict[str, int]             # realised: tokens of the language in rows
+
+    @property
+    def passes(self) -> dict[str, float]:
+        """Tokens trained on over tokens of text, per language: above 1, text is repeated."""
+        return {lang: round(n / self.pool_tokens[lang], 4) for lang, n in self.tokens.items()}
 
     def manifest(self) -> dict:
         return {"token_budget": sum(self.tokens.values()), "probabilities": self.probabilities,
@@ -76,4 +80,4 @@ def build(docs_by_lang: dict[str, list[Document]], tokenizer, token_budget: int,
     tokens = {lang: 0 for lang in langs}
     for r in rows:
         tokens[r["lang"]] += len(r["input_ids"])
-    return Stream(rows, probs, pool_tokens, tokens, {lang: round(tokens[lang] / pool_tokens[lang], 4) for lang in langs})
+    return Stream(rows, probs, pool_tokens, tokens)
