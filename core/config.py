@@ -356,7 +356,7 @@ def _line_of(path: Path, loc: tuple) -> Optional[int]:
     return line
 
 
-_UNION_TAGS = {"base", "sft", "lora", "cpt", "mixed", "pretty", "bible", "pud", "file", "hub", "text", "gettext"}
+_UNION_TAGS = {"base", "sft", "lora", "cpt", "mixed", "pretty", "bible", "pud", "file", "hub", "text", "gettext", "manpages"}
 
 
 def load_config(path: str | Path, overrides: list[str] = ()) -> ExperimentConfig:

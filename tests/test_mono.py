@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from core.data.mono import BibleText, GettextText, HubText, TextFile, documents
+from core.data.mono import BibleText, GettextText, HubText, ManPages, TextFile, documents
 from core.errors import DataMissing, UserError
 
 
@@ -44,3 +44,12 @@ def test_missing_gettext_dir_and_unreachable_hub_are_clear(tmp_path, monkeypatch
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(DataMissing, match="hub dataset 'someone/not-here'.*use a text or bible source offline"):
         documents([HubText(source="hub", name="someone/not-here", lang="de")], "de")
+
+
+@pytest.mark.skipif(not Path("/usr/share/man/de").is_dir(), reason="no German manual pages here")
+def test_manual_pages_are_text_without_roff_markup():
+    docs = documents([ManPages(source="manpages")], "de")
+    assert docs and all(d.id.startswith("manpages:de/man") for d in docs)
+    apropos = next(d for d in docs if d.id.endswith("/apropos.1.gz"))
+    assert "Suche in Handbuchseiten" in apropos.text
+    assert not any(mark in apropos.text for mark in ("\\fB", "\\fP", ".SH", '.\\"'))

@@ -1,11 +1,13 @@
 """Monolingual text for the pretraining arms (cpt, mixed), as documents: Bible chapters of the training books,
-gettext catalogs (Debian's translated messages), plain text files, or a streamed hub dataset.
+Debian's translations (gettext catalogs, manual pages), plain text files, or a streamed hub dataset.
 
 A config lists sources under an arm's ``text:``; ``documents`` reads every source that has the language.
 """
 from __future__ import annotations
 
 import gettext
+import gzip
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
@@ -36,6 +38,14 @@ class GettextText(BaseModel):
     dir: str = "/usr/share/locale"
 
 
+class ManPages(BaseModel):
+    """Debian's translated documentation: every manual page <dir>/<lang>/man*/*.gz, roff markup removed; one
+    page is one document."""
+    model_config = ConfigDict(extra="forbid")
+    source: Literal["manpages"]
+    dir: str = "/usr/share/man"
+
+
 class TextFile(BaseModel):
     """A UTF-8 text file in one language; documents are separated by blank lines."""
     model_config = ConfigDict(extra="forbid")
@@ -56,7 +66,7 @@ class HubText(BaseModel):
     max_docs: int = Field(20000, gt=0)
 
 
-MonoSource = Annotated[Union[BibleText, GettextText, TextFile, HubText], Field(discriminator="source")]
+MonoSource = Annotated[Union[BibleText, GettextText, ManPages, TextFile, HubText], Field(discriminator="source")]
 
 
 def documents(sources: list, lang: str, base_dir: Path | None = None) -> list[Document]:
@@ -71,6 +81,8 @@ def documents(sources: list, lang: str, base_dir: Path | None = None) -> list[Do
             docs += [Document(i, t) for i, t in chapters(lang, source.translations, source.test_books)]
         elif isinstance(source, GettextText):
             docs += _gettext(Path(source.dir), lang)
+        elif isinstance(source, ManPages):
+            docs += _manpages(Path(source.dir), lang)
         elif isinstance(source, TextFile):
             docs += _text_file(source, base_dir)
         else:
@@ -97,6 +109,32 @@ def _gettext(directory: Path, lang: str) -> list[Document]:
     if skipped:
         print(f"[data] gettext {lang}: skipped {len(skipped)} catalogs that are not UTF-8 gettext: {' '.join(skipped)}",
               flush=True)
+    return docs
+
+
+_ROFF_TEXT_MACROS = re.compile(r"^\.(?:SH|SS|B|I|BR|IR|RB|RI|BI|IB|TP|IP|SM)\b ?")   # macros whose arguments are text
+_ROFF_ESCAPES = re.compile(r"\\f(?:\[[^]]*\]|\(..|.)|\\\(..|\\\[[^]]*\]|\\[|&^%:]|\\s[+-]?\d")
+
+
+def _manpages(directory: Path, lang: str) -> list[Document]:
+    folder = directory / lang
+    if not folder.is_dir():
+        raise DataMissing(f"manpages source: {folder} does not exist (no manual pages in {lang!r})")
+    docs = []
+    for path in sorted(folder.glob("man*/*.gz")):
+        lines = []
+        for line in gzip.decompress(path.read_bytes()).decode("utf-8", errors="replace").split("\n"):
+            if line.startswith((".\\\"", "'\\\"")):   # comments
+                continue
+            if line.startswith((".", "'")):
+                match = _ROFF_TEXT_MACROS.match(line)
+                if not match:   # a formatting request (.TH, .PP, .nf ...), not text
+                    continue
+                line = line[match.end():].replace('"', "")
+            line = _ROFF_ESCAPES.sub("", line).replace("\\-", "-").replace("\\e", "\\").strip()
+            if line:
+                lines.append(line)
+        docs.append(Document(f"manpages:{lang}/{path.parent.name}/{path.name}", "\n".join(lines)))
     return docs
 
 
