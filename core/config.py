@@ -85,7 +85,7 @@ class PosTask(Strict):
 class KnowledgeTask(Strict):
     """CLiKA-style knowledge probes: the same multiple-choice items in every language, scored by the options'
     log-likelihood. Performance (RA) and consistency (en-CO) are measured against English."""
-    sets: list[Literal["x_geo", "x_csqa", "facts"]] = Field(min_length=1)
+    sets: list[Literal["x_geo", "x_name", "x_csqa", "x_copa", "facts"]] = Field(min_length=1)
     langs: list[str] = Field(min_length=2, description="must include en, the reference language")
     scoring: Literal["loglik", "letter"] = Field(
         "loglik", description="loglik: the option with the highest mean token log-likelihood (works for base "
@@ -105,22 +105,6 @@ class KnowledgeTask(Strict):
         return [f"{s}-{lang}" for s in self.sets for lang in self.langs]
 
 
-class Tasks(Strict):
-    mt: Optional[MtTask] = None
-    pos: Optional[PosTask] = None
-    knowledge: Optional[KnowledgeTask] = None
-
-    @model_validator(mode="after")
-    def _some(self) -> "Tasks":
-        if not self.units():
-            raise ValueError("name at least one task (mt, pos, knowledge)")
-        return self
-
-    def units(self) -> list[tuple[str, str]]:
-        """Every (task, direction) an arm is evaluated on."""
-        return [(name, d) for name in ("mt", "pos", "knowledge") if (t := getattr(self, name)) for d in t.directions]
-
-
 class TrainArgs(Strict):
     epochs: float = Field(1.0, gt=0)
     learning_rate: float = Field(2e-5, gt=0)
@@ -133,6 +117,67 @@ class TrainArgs(Strict):
                                       "started again resumes from the last complete one (default: final model only)")
     init_from: Optional[str] = Field(None, description="start from this earlier arm's checkpoint instead of the base "
                                      "model (two-stage, e.g. cpt then sft); the ledger adds both stages' costs")
+
+
+class ConductivityTask(TrainArgs):
+    """CLiKA's conductivity: each `from_arms` model is fine-tuned (SFT under DeepSpeed) on the fictional facts of
+    each language; XRR is then its accuracy on the facts stated in English only, asked in that language. The
+    training arguments below apply to that fine-tune, which trains until `epochs`, then the gate is checked."""
+    langs: list[str] = Field(min_length=1, description="CLiKA's target languages: ar de fr he it ja pl ru zh")
+    from_arms: list[str] = Field(["base"], min_length=1, description="arms whose model is fine-tuned: base arms "
+                                 "(any model) and sft, cpt, mixed arms (their checkpoint)")
+    places: Optional[int] = Field(None, gt=0, description="reduced protocol: this many places, half of each type "
+                                  "(default: all 400)")
+    paraphrases: Optional[int] = Field(None, gt=0, description="reduced protocol: training rows per fact "
+                                       "(default: all, about ten)")
+    gate: float = Field(0.9, gt=0, le=1, description="accuracy every gate subset must reach for XRR to count "
+                        "(translation, English type 0 and 1, X type 0)")
+    max_new_tokens: int = Field(32, gt=0, description="answer length at test time")
+    epochs: float = Field(10.0, gt=0)
+    learning_rate: float = Field(5e-5, gt=0)
+
+    @field_validator("langs")
+    @classmethod
+    def _langs(cls, v: list[str]) -> list[str]:
+        from core.data.fictional import LANGS
+
+        v = [_check_language(lang) for lang in v]
+        unknown = [lang for lang in v if lang not in LANGS]
+        if unknown:
+            raise ValueError(f"no CLiKA fictional data for {unknown} (languages: {' '.join(LANGS)})")
+        return v
+
+    @model_validator(mode="after")
+    def _no_init_from(self) -> "ConductivityTask":
+        if self.init_from is not None:
+            raise ValueError("init_from: the fine-tune starts from each of from_arms")
+        return self
+
+    @property
+    def directions(self) -> list[str]:
+        return [f"fictional-{lang}" for lang in self.langs]
+
+    def probe_name(self, arm: str, lang: str) -> str:
+        """The fine-tuned model's directory under checkpoints/."""
+        return f"cd-{lang}-{arm}"
+
+
+class Tasks(Strict):
+    mt: Optional[MtTask] = None
+    pos: Optional[PosTask] = None
+    knowledge: Optional[KnowledgeTask] = None
+    conductivity: Optional[ConductivityTask] = None
+
+    @model_validator(mode="after")
+    def _some(self) -> "Tasks":
+        if not self.units():
+            raise ValueError("name at least one task (mt, pos, knowledge, conductivity)")
+        return self
+
+    def units(self) -> list[tuple[str, str]]:
+        """Every (task, direction) an arm is evaluated on."""
+        return [(name, d) for name in ("mt", "pos", "knowledge", "conductivity") if (t := getattr(self, name))
+                for d in t.directions]
 
 
 class BaseArm(Strict):
@@ -276,6 +321,11 @@ class ExperimentConfig(Strict):
                 src = by_name.get(a.from_arm)
                 if src is None or src.method not in ("sft", "lora"):
                     raise ValueError(f"arm {a.name!r}: from_arm {a.from_arm!r} is not an sft or lora arm of this experiment")
+        if self.tasks.conductivity:
+            for start in self.tasks.conductivity.from_arms:
+                if start not in by_name or by_name[start].method not in ("base", *FULL_WEIGHTS):
+                    raise ValueError(f"tasks.conductivity.from_arms: {start!r} must name a base, sft, cpt or mixed "
+                                     f"arm of this experiment")
         for i, a in enumerate(self.arms):
             start = getattr(a, "init_from", None)
             if start is not None:

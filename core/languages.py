@@ -25,6 +25,7 @@ LANGUAGES: dict[str, Language] = {l.code: l for l in [
     Language("ru", "Russian", "Russian", "RUSSIAN", "13a"),
     Language("pl", "Polish", "Polish", "POLISH", "13a"),
     Language("ar", "Arabic", "Arabic", "ARABIC", "13a"),
+    Language("he", "Hebrew", "Hebrew", "HEBREW", "13a"),
     Language("zh", "Chinese", "Chinese", "CHINESE", "zh"),
     Language("ja", "Japanese", "Japanese", "JAPANESE", "ja-mecab"),
     Language("ro", "Romanian", "Romanian", "ROMANIAN", "13a"),

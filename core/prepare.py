@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from core.config import ExperimentConfig, MtTask, PretrainArm, dump_config
-from core.data import knowledge, mixing
+from core.data import fictional, knowledge, mixing
 from core.data.mono import documents
 from core.data.budget import check_disjoint, select
 from core.data.parallel import Pair, load_pairs
@@ -128,6 +128,25 @@ def _knowledge(cfg: ExperimentConfig, ddir: Path | None, test_rows, manifest) ->
                                                    "test_used": len(questions)}
 
 
+def _conductivity(cfg: ExperimentConfig, ddir: Path | None, test_rows, manifest) -> dict[str, list[dict]]:
+    """Each language's fictional-facts training rows (returned) and its gate and XRR test items."""
+    task = cfg.tasks.conductivity
+    train = {}
+    for lang in task.langs:
+        try:
+            rows, items, manifest[f"conductivity {lang}"] = fictional.load(ddir, lang, task.places, task.paraphrases,
+                                                                            cfg.seed)
+        except DataMissing as e:
+            raise UserError(str(e)) from None
+        train[lang] = [{"id": r["id"], "task": "conductivity", "fact": r["fact"],
+                        "prompt": question_prompt(r["instruction"] + (f"\n{r['input']}" if r["input"] else "")),
+                        "completion": answer_completion(r["answer"])} for r in rows]
+        test_rows += [{"id": i.id, "task": "conductivity", "direction": f"fictional-{lang}", "subset": i.subset,
+                       "src_lang": "en", "tgt_lang": lang, "src": i.question, "tgt": i.expected,
+                       "prompt": question_prompt(i.question)} for i in items]
+    return train
+
+
 def prepare(cfg: ExperimentConfig, config_path: Path) -> Path:
     """Validate everything, then write <output_dir>/<name>/{config.yaml, data/*.jsonl}. Returns the run dir."""
     out = run_dir(cfg)
@@ -158,16 +177,24 @@ def prepare(cfg: ExperimentConfig, config_path: Path) -> Path:
         _pos(cfg, ddir, train_rows, test_rows, manifest)
     if cfg.tasks.knowledge:
         _knowledge(cfg, ddir, test_rows, manifest)
+    fictional_rows = _conductivity(cfg, ddir, test_rows, manifest) if cfg.tasks.conductivity else {}
     tok = load_tokenizer(model_path, cfg.model.trust_remote_code)
     # prompt + completion + the EOS the trainer appends: what SFT trains on, per example
     lengths = [len(ids) + 1 for ids in tok([r["prompt"] + r["completion"] for r in train_rows]).input_ids] \
         if train_rows else []
     _check_lengths(cfg, train_rows, lengths)
+    for lang, rows in fictional_rows.items():
+        sizes = [len(ids) + 1 for ids in tok([r["prompt"] + r["completion"] for r in rows]).input_ids]
+        if max(sizes) > cfg.tasks.conductivity.max_length:
+            raise UserError(f"tasks.conductivity.max_length: {rows[sizes.index(max(sizes))]['id']} is {max(sizes)} "
+                            f"tokens, over {cfg.tasks.conductivity.max_length}")
     streams = _pretraining_streams(cfg, tok, cfg.data.token_budget or sum(lengths), config_path.resolve().parent)
 
     for arm_name, stream in streams.items():
         atomic_write_jsonl(out / "data" / f"pretrain-{arm_name}.jsonl", stream.rows)
         manifest[f"pretrain {arm_name}"] = stream.manifest()
+    for lang, rows in fictional_rows.items():
+        atomic_write_jsonl(out / "data" / f"fictional-{lang}.jsonl", rows)
     atomic_write_jsonl(out / "data" / "train.jsonl", train_rows)
     atomic_write_jsonl(out / "data" / "test.jsonl", test_rows)
     atomic_write_json(out / "data" / "manifest.json", manifest)

@@ -14,7 +14,7 @@ from core.languages import LANGUAGES
 RESULTS = "results.jsonl"
 # The quality each task is judged by: metric key, label, full scale
 QUALITY = {"mt": ("chrf", "chrF", 100.0), "pos": ("upos_accuracy", "UPOS accuracy", 1.0),
-           "knowledge": ("accuracy", "accuracy", 1.0)}
+           "knowledge": ("accuracy", "accuracy", 1.0), "conductivity": ("xrr", "XRR", 1.0)}
 
 Record = dict[str, Any]
 

@@ -25,7 +25,8 @@ from eval.report_stats import Interval, break_even, intervals
 from eval.tables import Table
 
 METRICS = ("bleu", "chrf", "off_target_rate", "upos_accuracy", "invalid_rate", "position_accuracy", "accuracy",
-           "chance_corrected", "top_position_share")
+           "chance_corrected", "top_position_share", "xrr", "gate_passed", "gate_min", "translation_accuracy",
+           "en_type0_accuracy", "en_type1_accuracy", "x_type0_accuracy")
 COSTS = ("train_examples", "train_tokens", "train_flops", "train_wall_s", "train_device_s",
          "train_peak_mem_mb", "train_mfu", "train_stages", "eval_wall_s",
          "extra_decode_steps_per_item", "extra_model_calls_per_item")
@@ -63,6 +64,15 @@ TASK_COLUMNS: dict[str, list[Column]] = {
                   ("±95%", lambda r: r.get("_ci"), lambda ci: "n/a" if ci is None else f"±{100 * ci.half_width:.1f}"),
                   ("chance-corrected %", lambda r: metric(r, "chance_corrected"), _percent),
                   ("top option position %", lambda r: metric(r, "top_position_share"), _percent)],
+    "conductivity": [("XRR %", lambda r: metric(r, "xrr"), _percent),
+                     ("±95%", lambda r: r.get("_ci"), lambda ci: "n/a" if ci is None else f"±{100 * ci.half_width:.1f}"),
+                     ("gate", lambda r: metric(r, "gate_passed"), lambda v: "n/a" if v is None else "met" if v else "NOT met"),
+                     ("translation %", lambda r: metric(r, "translation_accuracy"), _percent),
+                     ("en type 0 %", lambda r: metric(r, "en_type0_accuracy"), _percent),
+                     ("en type 1 %", lambda r: metric(r, "en_type1_accuracy"), _percent),
+                     ("X type 0 %", lambda r: metric(r, "x_type0_accuracy"), _percent),
+                     ("probe", lambda r: r.get("probe"), lambda p: "" if not p else
+                      f"{p['places']} places, {p['paraphrases']} paraphrase(s), {p['epochs']:g} epochs")],
     "pos": [("UPOS acc %", lambda r: metric(r, "upos_accuracy"), _percent),
             ("UPOS ±95%", lambda r: r.get("_ci"), lambda ci: "n/a" if ci is None else f"±{100 * ci.half_width:.1f}"),
             ("invalid %", lambda r: metric(r, "invalid_rate"), _percent),
@@ -117,6 +127,10 @@ def quality_tables(records: list[Record], usd_per_device_hour: float | None = No
         # a cost column no record of this table has (MFU on a CPU, tokens by language without pretraining) is left out
         columns = [c for c in columns if c not in OPTIONAL or any(c[1](r) for r in rows)]
         note = "±95%: half-width of the 95% bootstrap interval; p vs SFT: paired bootstrap (* below 0.05)."
+        if task == "conductivity":
+            note += (" XRR: accuracy on the X questions about places stated in English only, after the probe "
+                     "fine-tune; it counts only where the gate is met (translation, en type 0/1, X type 0 all at "
+                     "or above the gate accuracy). Costs are the arm's own, not the probe's.")
         if task == "mt":
             signatures = []
             for name, title in (("bleu", "BLEU"), ("chrf", "chrF")):

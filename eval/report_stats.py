@@ -20,6 +20,7 @@ import numpy as np
 from sacrebleu.metrics import CHRF
 from sacrebleu.significance import PairedTest, estimate_ci
 
+from eval.conductivity import answered
 from eval.pos import score_tagging
 from eval.records import Record, cost, label
 
@@ -53,7 +54,7 @@ def intervals(rows: list[Record], task: str) -> list[Interval | None]:
         refs = _outputs(rows[anchor])[1]
         order = [anchor] + [i for i in members if i != anchor and _outputs(rows[i])[1] == refs]
         systems = [_outputs(rows[i])[0] for i in order]
-        scored = {"mt": _translation, "knowledge": _choice}.get(task, _tagging)(systems, refs)
+        scored = {"mt": _translation, "knowledge": _choice, "conductivity": _contains}.get(task, _tagging)(systems, refs)
         for i, (mean, half_width, p) in zip(order, scored):
             out[i] = Interval(mean, half_width, None if sft is None or i == sft else p)
     return out
@@ -75,6 +76,12 @@ def _tagging(systems: list[list[str]], refs: list[str]) -> list[tuple[float, flo
 def _choice(systems: list[list[str]], refs: list[str]) -> list[tuple[float, float, float | None]]:
     """Multiple choice: outputs and references are option indices; an item is right or wrong."""
     return _resampled([np.array([h == r for h, r in zip(hyps, refs)], dtype=float) for hyps in systems],
+                      np.ones(len(refs)))
+
+
+def _contains(systems: list[list[str]], refs: list[str]) -> list[tuple[float, float, float | None]]:
+    """Conductivity: an answer is right when it names the expected continent."""
+    return _resampled([np.array([answered(h, r) for h, r in zip(hyps, refs)], dtype=float) for hyps in systems],
                       np.ones(len(refs)))
 
 

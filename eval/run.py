@@ -17,6 +17,7 @@ from core.errors import UserError
 from core.io import atomic_write_json, atomic_write_jsonl, git_revision, hash_weights, read_jsonl
 from core.ledger import Cost
 from core.models import load_model, load_tokenizer, resolve
+from eval.conductivity import MEASURED, score_conductivity
 from eval.generate import Generation, generate
 from eval.knowledge import best_options, letter_picks, option_scores, score_choices
 from eval.mt import score_translations
@@ -37,6 +38,12 @@ def _train_record(run_dir: Path, arm_name: str) -> dict:
     if not path.is_file():
         raise UserError(f"{path}: arm {arm_name!r} has no complete checkpoint; run its training first")
     return json.loads(path.read_text())
+
+
+def _record_beside(path: str) -> dict:
+    """train.json of a checkpoint directory of some run ({} for any other model)."""
+    record = Path(path).parent / "train.json"
+    return json.loads(record.read_text()) if record.is_file() else {}
 
 
 class Evaluator:
@@ -66,8 +73,7 @@ class Evaluator:
         """A model from outside this run. A checkpoint of another run brings its training cost (train.json
         beside it); any other model's training cost is unknown here and charged as zero."""
         path = resolve(name)
-        record = Path(path).parent / "train.json"
-        return self._load(path, json.loads(record.read_text()) if record.is_file() else {})
+        return self._load(path, _record_beside(path))
 
     def _load(self, path: str, rec: dict):
         """Each checkpoint is loaded once, however many tasks, directions and prior arms use it; `rec` is its
@@ -109,6 +115,8 @@ class Evaluator:
         if isinstance(arm, PrettyArm) and task == "knowledge":
             print(f"[eval] {arm.name} {task} {direction}: options are scored, not generated: no prior applies", flush=True)
             return None
+        if task == "conductivity" and arm.name not in self.cfg.tasks.conductivity.from_arms:
+            return None   # only the from_arms have a fine-tuned probe
         src, tgt = direction.split("-")
         items = [r for r in self.test if r["task"] == task and r["direction"] == direction]
         if not items:   # e.g. a knowledge set without this language
@@ -117,8 +125,10 @@ class Evaluator:
         prompts = [r["prompt"] for r in items]
         refs = [r["tgt"] for r in items]
         start = time.time()
-        prior, cost, model_priors = None, Cost(), None
-        if isinstance(arm, BaseArm) and arm.model:
+        prior, cost, model_priors, probe = None, Cost(), None, None
+        if task == "conductivity":
+            model, tok, weights, cost, probe = self._probe(arm, tgt)
+        elif isinstance(arm, BaseArm) and arm.model:
             model, tok, weights, cost = self._load_other(arm.model)
         elif isinstance(arm, BaseArm):
             model, tok, weights = self.base_model, self.tok, _weights(self.base_path)
@@ -143,6 +153,9 @@ class Evaluator:
                                                    self.cfg.eval.batch_size, desc))
             score = score_choices(picks, [r["label"] for r in items], n_options)
             gens = [Generation([], [], r["options"][p] if p >= 0 else "(no option)") for r, p in zip(items, picks)]
+        elif task == "conductivity":
+            gens = generate(model, tok, prompts, max_new_tokens=self.cfg.tasks.conductivity.max_new_tokens,
+                            batch_size=self.cfg.eval.batch_size, desc=desc)
         else:
             max_new = self.cfg.eval.max_new_tokens if task == "mt" else self.cfg.eval.pos_max_new_tokens
             gens = generate(model, tok, prompts, model_priors.ids if model_priors else None, max_new_tokens=max_new,
@@ -153,6 +166,13 @@ class Evaluator:
             score = score_translations(hyps, refs, tgt)
         elif task == "pos":
             score = score_tagging(hyps, [r["tags"] for r in items])
+        elif task == "conductivity":
+            score = score_conductivity(hyps, items, self.cfg.tasks.conductivity.gate)
+            probe["subsets"] = score["subsets"]
+            # the interval and samples are XRR's: the X type-1 questions
+            measured = [i for i, r in enumerate(items) if r["subset"] == MEASURED]
+            items, gens = [items[i] for i in measured], [gens[i] for i in measured]
+            hyps, refs = [hyps[i] for i in measured], [refs[i] for i in measured]
         record = {
             "experiment": self.cfg.name, "arm": arm.name, "method": arm.method, "task": task, "src": src, "tgt": tgt,
             "budget": self.cfg.data.budget,
@@ -163,6 +183,7 @@ class Evaluator:
                          "prior": tok.decode(g.prior_ids) if g.prior_ids else ""}
                         for r, g in list(zip(items, gens))[: self.cfg.eval.samples]],
             "prior": prior, "weights": weights, "config_hash": self.cfg.hash(), "git_rev": self.git_rev,
+            **({"probe": probe} if probe else {}),
             "cost": cost.as_dict(), "train_tokens_by_lang": self._tokens_by_lang.get(weights.get("path")) or None,
         }
         atomic_write_json(path, record)
@@ -170,6 +191,20 @@ class Evaluator:
         print(f"[eval] {arm.name} {task} {direction}: " + ", ".join(f"{k}={v:.3g}" for k, v in score["metrics"].items()),
               flush=True)
         return record
+
+    def _probe(self, arm, lang: str):
+        """The conductivity probe of `arm` (its model fine-tuned on `lang`'s fictional facts) and the arm's own
+        training cost: the probe's is a measurement's, kept apart in the record."""
+        task = self.cfg.tasks.conductivity
+        rec = _train_record(self.run_dir, task.probe_name(arm.name, lang))
+        model, tok, weights, _ = self._load(rec["model_dir"], rec)
+        if isinstance(arm, BaseArm):
+            own = Cost.from_dict(_record_beside(resolve(arm.model)).get("cost") or {}) if arm.model else Cost()
+        else:
+            own = Cost.from_dict(_train_record(self.run_dir, arm.name)["cost"])
+        probe = {"from_arm": arm.name, "places": task.places or "all", "paraphrases": task.paraphrases or "all",
+                 "epochs": task.epochs, "gate": task.gate, "train_cost": rec["stage_cost"]}
+        return model, tok, weights, own, probe
 
     def _still_current(self, old: dict) -> bool:
         """A kept record must describe the weights that are on disk now (a retrained arm is re-evaluated)."""

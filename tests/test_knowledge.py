@@ -1,6 +1,7 @@
 """Knowledge probes: the same items in every language (facts, x_geo, x_csqa), option scoring, CLiKA's RA and
 en-CO, and a knowledge task through a whole experiment on the tiny model."""
 import json
+import re
 import os
 import subprocess
 import sys
@@ -32,10 +33,14 @@ def test_facts_ask_the_same_question_with_the_same_options_in_every_language():
 
 
 def test_clika_sets_align_item_ids_across_languages(data_dir):
-    for name in ("x_geo", "x_csqa"):
+    sizes = {"x_geo": (200, 4), "x_name": (180, 4), "x_csqa": (1000, 5), "x_copa": (500, 2)}
+    for name, (n, options) in sizes.items():
         en, de = (knowledge.load(name, lang, data_dir) for lang in ("en", "de"))
-        assert {q.id for q in en} == {q.id for q in de} and len(en) >= 200
-        assert all(0 <= q.label < len(q.options) for q in de)
+        assert {q.id for q in en} == {q.id for q in de} and len(en) == n, name
+        assert all(0 <= q.label < len(q.options) == options for q in de), name
+    copa = knowledge.load("x_copa", "de", data_dir)[0]   # upstream folder DE/; the cause/effect frame in English
+    assert copa.question.endswith("What was the cause?") and copa.options[copa.label] == "Sie war zerbrechlich."
+    en, de = (knowledge.load("x_csqa", lang, data_dir) for lang in ("en", "de"))
     shared = knowledge.select_shared({"en": en, "de": de}, 30, 0, "x_csqa")
     assert [q.id for q in shared["en"]] == [q.id for q in shared["de"]] and len(shared["de"]) == 30
     with pytest.raises(UserError, match="data.test_size"):
@@ -81,3 +86,26 @@ def test_letter_protocol_prompts_with_options_and_reads_letters(tmp_path, tiny_m
     assert all(r["prompt"].startswith("Answer the multiple-choice question") and "\nD. " in r["prompt"] for r in test)
     records = read_jsonl(tmp_path / "smoke" / "results.jsonl")
     assert all("unreadable_rate" in r["metrics"] for r in records)   # a random tiny model names no letter
+
+
+def _record(arm: str, lang: str, correct: list[int]) -> dict:
+    return {"experiment": "k", "arm": arm, "method": "base" if arm == "base" else "cpt", "task": "knowledge",
+            "src": "facts", "tgt": lang, "metrics": {"accuracy": sum(correct) / len(correct)}, "cost": {},
+            "per_item": {"id": [f"q{i}" for i in range(len(correct))], "correct": correct}}
+
+
+def test_clika_tables_give_intervals_and_paired_differences_to_base():
+    from eval.report_knowledge import clika_tables
+
+    en_base, de_base = [1] * 20, [1] * 10 + [0] * 10
+    en_cpt, de_cpt = [1] * 20, [1] * 20          # cpt answers every German item: +50 points, all of them paired
+    tables = clika_tables([_record("base", "en", en_base), _record("base", "de", de_base),
+                           _record("cpt", "en", en_cpt), _record("cpt", "de", de_cpt)])
+    clika, diff = tables
+    # RA and en-CO of base in German, each with an interval around it
+    assert re.fullmatch(r"50\.0 / 0\.50 \[0\.[0-4]\d–0\.[6-9]\d\] / 0\.50 \[0\.[0-4]\d–0\.[6-9]\d\]", clika.rows[0][2])
+    assert clika.rows[1][2] == "100.0 / 1.00 [1.00–1.00] / 1.00 [1.00–1.00]"
+    assert diff.title == "knowledge: facts, accuracy difference to base (points)"
+    (cpt_row,) = diff.rows
+    assert cpt_row[0] == "cpt" and cpt_row[1].startswith("+0.0") and not cpt_row[1].endswith("*")
+    assert cpt_row[2].startswith("+50.0 [") and cpt_row[2].endswith("*")   # the interval excludes zero

@@ -26,12 +26,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def command(cfg: ExperimentConfig, run_dir: Path, arm_name: str) -> list[str]:
+def command(cfg: ExperimentConfig, run_dir: Path, arm_name: str, conductivity: str | None = None) -> list[str]:
     launcher = Path(sys.executable).with_name("deepspeed")
     port = cfg.deepspeed.master_port or _free_port()
     hosts = ["--hostfile", cfg.deepspeed.hostfile] if cfg.deepspeed.hostfile else []
     return [str(launcher), *hosts, "--num_gpus", str(cfg.deepspeed.num_gpus), "--master_port", str(port),
-            str(REPO / "train" / "run.py"), "--run-dir", str(run_dir), "--arm", arm_name]
+            str(REPO / "train" / "run.py"), "--run-dir", str(run_dir), "--arm", arm_name,
+            *(["--conductivity", conductivity] if conductivity else [])]
 
 
 def environment(cfg: ExperimentConfig, run_dir: Path, arm_name: str) -> dict[str, str]:
@@ -43,16 +44,26 @@ def environment(cfg: ExperimentConfig, run_dir: Path, arm_name: str) -> dict[str
     return env
 
 
+def _launch(cfg: ExperimentConfig, run_dir: Path, arm_name: str, out_name: str, conductivity: str | None = None) -> None:
+    if (run_dir / "checkpoints" / out_name / "train.json").is_file():
+        print(f"[train] {out_name}: complete checkpoint found, not retrained", flush=True)
+        return
+    cmd = command(cfg, run_dir, arm_name, conductivity)
+    print("[train] " + " ".join(cmd), flush=True)
+    proc = subprocess.run(cmd, env=environment(cfg, run_dir, out_name), cwd=REPO)
+    if proc.returncode != 0:
+        raise RuntimeError(f"training {out_name!r} failed (exit {proc.returncode}); see the log above")
+    if not (run_dir / "checkpoints" / out_name / "train.json").is_file():
+        raise RuntimeError(f"training {out_name!r} exited without a checked checkpoint")
+
+
 def train_arms(cfg: ExperimentConfig, run_dir: Path, arm_names: list[str] | None = None) -> None:
-    arms = [a for a in cfg.trained_arms() if arm_names is None or a.name in arm_names]
-    for arm in arms:
-        if (run_dir / "checkpoints" / arm.name / "train.json").is_file():
-            print(f"[train] {arm.name}: complete checkpoint found, not retrained", flush=True)
-            continue
-        cmd = command(cfg, run_dir, arm.name)
-        print("[train] " + " ".join(cmd), flush=True)
-        proc = subprocess.run(cmd, env=environment(cfg, run_dir, arm.name), cwd=REPO)
-        if proc.returncode != 0:
-            raise RuntimeError(f"training arm {arm.name!r} failed (exit {proc.returncode}); see the log above")
-        if not (run_dir / "checkpoints" / arm.name / "train.json").is_file():
-            raise RuntimeError(f"training arm {arm.name!r} exited without a checked checkpoint")
+    """Every training arm, then (with a conductivity task) each probe: an arm's model fine-tuned on fictional facts."""
+    for arm in cfg.trained_arms():
+        if arm_names is None or arm.name in arm_names:
+            _launch(cfg, run_dir, arm.name, arm.name)
+    task = cfg.tasks.conductivity
+    for arm_name in task.from_arms if task else []:
+        for lang in task.langs:
+            if arm_names is None or arm_name in arm_names:
+                _launch(cfg, run_dir, arm_name, task.probe_name(arm_name, lang), lang)

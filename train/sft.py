@@ -34,11 +34,12 @@ def lora_config(arm: LoraArm):
 
 
 def train(cfg: ExperimentConfig, arm: SftArm | LoraArm, run_dir: Path, model_path: str,
-          out_dir: Path) -> tuple[Cost, dict[str, int]]:
-    """Returns the cost and (as every recipe) tokens by language: the prompts mix languages, so none here."""
+          out_dir: Path, data_file: str = "train.jsonl") -> tuple[Cost, dict[str, int]]:
+    """Returns the cost and (as every recipe) tokens by language: the prompts mix languages, so none here.
+    `data_file` (in the run's data/): the budget's pairs, or a conductivity probe's fictional facts."""
     from trl import SFTConfig, SFTTrainer
 
-    rows = read_jsonl(run_dir / "data" / "train.jsonl")
+    rows = read_jsonl(run_dir / "data" / data_file)
     dataset = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
     tokenizer = load_tokenizer(model_path, cfg.model.trust_remote_code)
     args = SFTConfig(

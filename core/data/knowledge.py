@@ -1,6 +1,6 @@
 """Multiple-choice knowledge questions in many languages, for CLiKA's performance and consistency levels.
 
-Sets: `x_geo` and `x_csqa` (the CLiKA test sets, from the data directory) and `facts` (capital, continent and
+Sets: `x_geo`, `x_name`, `x_csqa` and `x_copa` (the CLiKA test sets, from the data directory) and `facts` (capital, continent and
 currency of each country, built from PyPI `world-countries` and extended through CLDR with `babel`, so it runs
 anywhere). A question's id is the same in every language: consistency compares the same items.
 """
@@ -13,7 +13,9 @@ from pathlib import Path
 
 from core.errors import DataMissing, UserError
 
-SETS = ("x_geo", "x_csqa", "facts")
+SETS = ("x_geo", "x_name", "x_csqa", "x_copa", "facts")
+# COPA asks for the cause or the effect of its premise; the frame is English in every language, as the prompt's
+_COPA_QUESTION = {"cause": "What was the cause?", "effect": "What happened as a result?"}
 
 
 @dataclass(frozen=True)
@@ -32,15 +34,20 @@ def load(name: str, lang: str, data_dir: Path | None, seed: int = 0) -> list[Que
     if data_dir is None:
         raise DataMissing(f"knowledge set {name!r} needs the data directory (data.dir or YARN_DATA_DIR) with clika/")
     if name == "x_geo":
-        return _x_geo(data_dir / "clika" / "x_geo" / lang / f"{lang}_geo_data.jsonl")
+        return _four_options(name, data_dir / "clika" / "x_geo" / lang / f"{lang}_geo_data.jsonl")
+    if name == "x_name":
+        return _four_options(name, data_dir / "clika" / "x_name" / lang / f"{lang}_name_data_generate.jsonl")
     if name == "x_csqa":
         return _x_csqa(data_dir / "clika" / "x_csqa", lang)
+    if name == "x_copa":
+        return _x_copa(data_dir / "clika" / "x_copa", lang)
     raise UserError(f"unknown knowledge set {name!r} (known: {', '.join(SETS)})")
 
 
-def _lines(path: Path):
+def json_lines(path: Path, what: str = "knowledge test file"):
+    """(file:line, object) per non-blank line; a missing file is DataMissing, a malformed line names itself."""
     if not path.is_file():
-        raise DataMissing(f"{path}: knowledge test file not found")
+        raise DataMissing(f"{path}: {what} not found")
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if line.strip():
@@ -50,11 +57,12 @@ def _lines(path: Path):
                     raise UserError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
 
 
-def _x_geo(path: Path) -> list[Question]:
+def _four_options(name: str, path: Path) -> list[Question]:
+    """x_geo and x_name: questions, answers (4 options), label."""
     out = []
-    for where, row in _lines(path):
+    for where, row in json_lines(path):
         try:
-            out.append(Question(f"x_geo:{row['id']}", row["questions"], tuple(row["answers"]), int(row["label"])))
+            out.append(Question(f"{name}:{row['id']}", row["questions"], tuple(row["answers"]), int(row["label"])))
         except (KeyError, TypeError, ValueError) as e:
             raise UserError(f"{where}: expected questions, answers, label ({e})") from None
     return out
@@ -65,13 +73,26 @@ def _x_csqa(root: Path, lang: str) -> list[Question]:
     folder = root / "en" if lang == "en" else next(
         (d for d in sorted(root.glob("*_trans")) if d.name.split("_")[0].lower() == lang), root / f"{lang}_trans")
     out = []
-    for where, row in _lines(folder / "validation.jsonl"):
+    for where, row in json_lines(folder / "validation.jsonl"):
         try:
             labels = row["question"]["choices"]["label"]
             out.append(Question(f"x_csqa:{row['id']}", row["question"]["stem"],
                                 tuple(row["question"]["choices"]["text"]), labels.index(row["answerKey"])))
         except (KeyError, TypeError, ValueError) as e:
             raise UserError(f"{where}: expected question.stem, question.choices, answerKey ({e})") from None
+    return out
+
+
+def _x_copa(root: Path, lang: str) -> list[Question]:
+    # folders are en, it, zh ... and DE, FR, JA ... upstream
+    folder = next((d for d in sorted(root.iterdir()) if d.name.lower() == lang), root / lang) if root.is_dir() else root / lang
+    out = []
+    for where, row in json_lines(folder / "test.jsonl"):
+        try:
+            out.append(Question(f"x_copa:{row['id']}", f"{row['premise']} {_COPA_QUESTION[row['question']]}",
+                                (row["choice1"], row["choice2"]), int(row["label"])))
+        except (KeyError, TypeError, ValueError) as e:
+            raise UserError(f"{where}: expected premise, question (cause|effect), choice1, choice2, label ({e})") from None
     return out
 
 
