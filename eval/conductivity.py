@@ -16,8 +16,12 @@ def score_conductivity(outputs: list[str], items: list[dict], gate: float) -> di
     """Accuracy per subset, XRR and the gate; per_item holds the X type-1 items alone (what XRR's interval
     resamples), every subset's outputs are kept under `subsets`."""
     by_subset: dict[str, list[int]] = {}
+    kept: dict[str, dict[str, list[str]]] = {}
     for out, item in zip(outputs, items):
         by_subset.setdefault(item["subset"], []).append(int(answered(out, item["tgt"])))
+        subset = kept.setdefault(item["subset"], {"id": [], "output": []})
+        subset["id"].append(item["id"])
+        subset["output"].append(out)
     acc = {name: sum(v) / len(v) for name, v in by_subset.items()}
     missing = [name for name in (*GATE, MEASURED) if name not in acc]
     if missing:
@@ -27,5 +31,6 @@ def score_conductivity(outputs: list[str], items: list[dict], gate: float) -> di
         "metrics": {"xrr": acc[MEASURED], "gate_passed": float(passed), "gate_min": min(acc[name] for name in GATE),
                     **{f"{name}_accuracy": acc[name] for name in GATE}},
         "per_item": {"correct": by_subset[MEASURED]},
-        "subsets": {name: {"n": len(v), "accuracy": acc[name]} for name, v in by_subset.items()},
+        "subsets": {name: {"n": len(v), "accuracy": acc[name], "correct": v, **kept[name]}
+                    for name, v in by_subset.items()},
     }

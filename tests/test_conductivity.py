@@ -60,12 +60,15 @@ def test_a_malformed_training_line_is_named(clika, tmp_path):
 
 
 def test_gate_and_xrr():
-    items = [{"subset": s, "tgt": "Mythosien"} for s in ("translation", "en_type0", "en_type1", "x_type0")]
-    items += [{"subset": "x_type1", "tgt": "Mythosien"}, {"subset": "x_type1", "tgt": "Eklipsos"}]
+    items = [{"id": s, "subset": s, "tgt": "Mythosien"} for s in ("translation", "en_type0", "en_type1", "x_type0")]
+    items += [{"id": "a", "subset": "x_type1", "tgt": "Mythosien"}, {"id": "b", "subset": "x_type1", "tgt": "Eklipsos"}]
     outputs = ["Mythosien", "... the continent of mythosien.", "Mythosien", "auf dem Kontinent Mythosien.",
                "Mythosien", "Mythosien"]
     s = score_conductivity(outputs, items, gate=0.9)
     assert s["metrics"]["xrr"] == 0.5 and s["metrics"]["gate_passed"] == 1.0 and s["per_item"]["correct"] == [1, 0]
+    # every subset's answers are kept, for reading what the gate saw
+    assert s["subsets"]["en_type0"] == {"n": 1, "accuracy": 1.0, "correct": [1], "id": ["en_type0"],
+                                        "output": ["... the continent of mythosien."]}
     outputs[1] = "Eklipsos"
     failed = score_conductivity(outputs, items, gate=0.9)["metrics"]
     assert failed["gate_passed"] == 0.0 and failed["en_type0_accuracy"] == 0.0 and failed["gate_min"] == 0.0
