@@ -76,11 +76,11 @@ def _report(run_dir: Path, cfg=None, usd_per_device_hour: float | None = None) -
     for p in paths.values():
         print(f"[report] {p}")
     if cfg is not None and cfg.wandb.mode != "disabled":
-        from core.tracking import init_run
+        from core.tracking import init_run, table_key
         import wandb
 
         run = init_run(cfg, run_dir, "report", "report")
-        run.log({f"report/{name}": table.wandb() for name, table in tables.items()})
+        run.log({table_key(run.id, name, i): table.wandb() for i, (name, table) in enumerate(tables.items())})
         art = wandb.Artifact(f"{cfg.name}-report", type="report")
         for p in paths.values():
             art.add_file(str(p))

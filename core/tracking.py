@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import netrc
 import os
+import re
 from pathlib import Path
 
 from core.config import ExperimentConfig
@@ -56,3 +57,17 @@ def init_run(cfg: ExperimentConfig, run_dir: Path, name: str, job_type: str, con
                       job_type=job_type, mode=wandb_mode(cfg), dir=str(run_dir), id=run_id(cfg, name, job_type),
                       resume="allow", config=config or cfg.model_dump(mode="json"),
                       settings=wandb.Settings(silent=True, console="off"))
+
+
+def table_key(run_id: str, name: str, index: int) -> str:
+    """A W&B history key for a table. W&B stores each logged table as an artifact named run-<run id>-<key> (only
+    [A-Za-z0-9_.-] kept, plus a 7-character suffix), at most 128 characters: a long table title is cut and numbered."""
+    key = f"report/{name}"
+
+    def artifact_length(k: str) -> int:
+        return len(re.sub(r"[^a-zA-Z0-9_\-.]+", "", f"run-{run_id}-{k}")) + 7
+
+    while artifact_length(key) > 128:
+        name = name[:-1]
+        key = f"report/{index:02d} {name}…"
+    return key

@@ -76,3 +76,19 @@ def test_duplicate_arm_names_rejected():
 def test_task_units_cover_every_direction():
     cfg = load_config(SMOKE, ["tasks.mt.directions=[en-de, en-fr]", "tasks.pos={test_langs: [de, fr]}"])
     assert cfg.tasks.units() == [("mt", "en-de"), ("mt", "en-fr"), ("pos", "en-de"), ("pos", "en-fr")]
+
+
+def test_wandb_table_keys_fit_wandbs_artifact_names():
+    """W&B names each logged table's artifact run-<id>-<key> (128 characters at most): a sweep's long run id and a
+    long table title once crashed the report stage."""
+    from core.tracking import table_key
+
+    run_id = "budget-sweep-budget256-report-report-996fcd8f"
+    short = table_key(run_id, "quality: mt: English → German (8 items)", 0)
+    assert short == "report/quality: mt: English → German (8 items)"   # short titles are kept as they are
+    long = "Break-even: training arm against PreTTY's per-item overhead: mt: English → German"
+    keys = {table_key(run_id, long + suffix, i) for i, suffix in enumerate(["", " (again)"])}
+    assert len(keys) == 2   # cut titles stay distinct
+    import re
+    for key in keys:
+        assert key.startswith("report/0") and len(re.sub(r"[^a-zA-Z0-9_\-.]+", "", f"run-{run_id}-{key}")) + 7 <= 128
