@@ -161,6 +161,11 @@ class ConductivityTask(TrainArgs):
         """The fine-tuned model's directory under checkpoints/."""
         return f"cd-{lang}-{arm}"
 
+    def probe_arm(self, arm: str, lang: str) -> "SftArm":
+        """The SFT arm that fine-tunes `arm`'s model on `lang`'s fictional facts, with this task's training arguments."""
+        return SftArm(method="sft", name=self.probe_name(arm, lang),
+                      **self.model_dump(include=set(TrainArgs.model_fields) - {"init_from"}))
+
 
 class Tasks(Strict):
     mt: Optional[MtTask] = None

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the launcher runs this file as a script
 
-from core.config import SftArm, TrainArgs, load_config  # noqa: E402
+from core.config import load_config  # noqa: E402
 from core.io import atomic_write_json, hash_weights  # noqa: E402
 from core.ledger import Cost  # noqa: E402
 from core.models import resolve  # noqa: E402
@@ -61,9 +61,7 @@ def main(argv=None) -> None:
     cfg = load_config(args.run_dir / "config.yaml")
     arm = cfg.arm(args.arm)
     if args.conductivity:
-        task = cfg.tasks.conductivity
-        probe = SftArm(method="sft", name=task.probe_name(arm.name, args.conductivity),
-                       **task.model_dump(include=set(TrainArgs.model_fields) - {"init_from"}))
+        probe = cfg.tasks.conductivity.probe_arm(arm.name, args.conductivity)
         model_path, first_stage = probe_start(args.run_dir, arm, resolve(cfg.model.name)), None
         out = args.run_dir / "checkpoints" / probe.name
         stage_cost, tokens_by_lang = sft.train(cfg, probe, args.run_dir, model_path, out,
