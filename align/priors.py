@@ -1,8 +1,11 @@
 """PreTTY prior sources: where the first k answer tokens come from before the base model takes over.
 
-Every source returns, per test item, at most k token ids in the *base* model's tokenizer, plus what it
-cost. Priors that are text (a reference, another tokenizer's output) are tokenized as the start of a
-completion (" " + text) so the pieces are those the base model would itself produce after "German:".
+Every source returns, per test item, the token ids of k pieces of the answer in the *base* model's tokenizer,
+plus what it cost and how many characters of text the prior holds. k counts pieces that carry text
+(`take_text_pieces`): Gemma writes " 这是一个" as ['▁', '这是一个'] and " 1984" as ['▁', '1', '9', ...], so a bare
+'▁' would be a whole prior of k = 1 in Chinese and nothing of one in German. Priors that are text (a
+reference, another tokenizer's output) are tokenized as TRL tokenizes training rows: prompt and completion
+(" " + text) together, the completion being the ids after the prompt's own.
 """
 from __future__ import annotations
 
@@ -21,76 +24,176 @@ class Priors:
     cost: Cost = field(default_factory=Cost)
     weights: dict | None = None  # the checkpoint a model prior came from
     note: str = ""
+    chars: list[int] = field(default_factory=list)   # each item's prior, in characters of text
+
+    @property
+    def chars_mean(self) -> float:
+        return sum(self.chars) / len(self.chars) if self.chars else 0.0
 
 
-def text_prior(tok, text: str, k: int) -> list[int]:
-    """First k base-tokenizer tokens of `text` read as the start of a completion; empty text gives no prior."""
-    text = text.strip()
-    if k == 0 or not text:
+def _priors(tok, ids: list[list[int]], *args, **kwargs) -> Priors:
+    chars = [len(tok.decode(i, skip_special_tokens=True).strip()) for i in ids]
+    return Priors(ids, *args, **kwargs, chars=chars)
+
+
+def _visible(text: str) -> int:
+    return sum(not c.isspace() for c in text)
+
+
+class TextPieces:
+    """Counts the text-carrying pieces of a growing id sequence, fed the whole sequence after each new id.
+    A piece carries text when the decoded sequence gains a visible (non-whitespace) character: a whitespace
+    piece goes with the next one, and the byte pieces of one character count once, when the character is
+    complete (an unfinished one decodes to a trailing U+FFFD)."""
+
+    def __init__(self, tok):
+        self.tok, self.ends, self._seen = tok, [], 0   # ends: the sequence length at which each piece ends
+
+    def add(self, ids) -> None:
+        text = self.tok.decode(ids, skip_special_tokens=True)
+        if not text.endswith("\ufffd") and _visible(text) > self._seen:
+            self.ends.append(len(ids))
+            self._seen = _visible(text)
+
+
+def text_piece_ends(tok, ids: list[int], k: int | None = None) -> list[int]:
+    """The end (exclusive index) of each of the first k (default: all) text-carrying pieces of `ids`."""
+    counter = TextPieces(tok)
+    for j in range(1, len(ids) + 1):
+        if k is not None and len(counter.ends) >= k:
+            break
+        counter.add(ids[:j])
+    return counter.ends
+
+
+def take_text_pieces(tok, ids: list[int], k: int) -> list[int]:
+    """The ids of the first k pieces that carry text; all of `ids` when they hold fewer."""
+    if k == 0:
         return []
-    return tok(translation_completion(text), add_special_tokens=False).input_ids[:k]
+    ends = text_piece_ends(tok, ids, k)
+    return list(ids[:ends[-1]]) if len(ends) == k else list(ids)
 
 
-def oracle(tok, references: list[str], k: int, **_) -> Priors:
-    return Priors([text_prior(tok, r, k) for r in references],
-                  note="oracle: first reference tokens - an upper bound, not a deployable result")
+def completion_ids(tok, prompts: list[str | None], completions: list[str]) -> tuple[list[list[int]], int]:
+    """Each completion's ids as the model sees them after its prompt, as TRL tokenizes prompt-completion rows:
+    tok(prompt + completion) after the prompt's own ids. Where the prompt's ids are not a prefix of the joint
+    ones (a piece straddles the boundary), or no prompt is given, the completion is tokenized on its own; the
+    second value counts those fallbacks."""
+    alone = tok(completions, add_special_tokens=False).input_ids if completions else []
+    given = [i for i, p in enumerate(prompts) if p is not None]
+    special = set(tok.all_special_ids)
+    out, fallbacks = list(alone), len(completions) - len(given)
+    if given:
+        prompt_ids = tok([prompts[i] for i in given]).input_ids
+        joint = tok([prompts[i] + completions[i] for i in given]).input_ids
+        for i, p, j in zip(given, prompt_ids, joint):
+            if j[:len(p)] == p:
+                out[i] = [t for t in j[len(p):] if t not in special]   # e.g. an EOS some tokenizers append
+            else:
+                fallbacks += 1
+    return out, fallbacks
 
 
-def frequent(tok, references: list[str], k: int, train_targets: list[str], **_) -> Priors:
-    """The most frequent first-k token sequence of the budget's target sides: one prior for every item."""
-    counts = Counter(tuple(text_prior(tok, t, k)) for t in train_targets)
+def text_priors(tok, texts: list[str], k: int,
+                prompts: list[str] | None = None) -> tuple[list[list[int]], int]:
+    """The first k text-carrying pieces of each text read as the completion of its prompt; empty text gives
+    no prior. Also the number of texts tokenized without their prompt (see `completion_ids`)."""
+    texts = [t.strip() for t in texts]
+    keep = [i for i, t in enumerate(texts) if t and k > 0]
+    ids, fallbacks = completion_ids(tok, [prompts[i] if prompts else None for i in keep],
+                                    [translation_completion(texts[i]) for i in keep])
+    out: list[list[int]] = [[] for _ in texts]
+    for i, c in zip(keep, ids):
+        out[i] = take_text_pieces(tok, c, k)
+    return out, fallbacks
+
+
+def text_prior(tok, text: str, k: int, prompt: str | None = None) -> list[int]:
+    """One text's prior (see `text_priors`)."""
+    return text_priors(tok, [text], k, [prompt] if prompt is not None else None)[0][0]
+
+
+def _fallback_note(fallbacks: int, n: int, what: str = "items") -> str:
+    return f"; {fallbacks}/{n} {what} tokenized apart from their prompt" if fallbacks else ""
+
+
+def oracle(tok, references: list[str], k: int, prompts: list[str] | None = None, **_) -> Priors:
+    ids, fallbacks = text_priors(tok, references, k, prompts)
+    return _priors(tok, ids, note="oracle: first reference tokens - an upper bound, not a deployable result"
+                   + _fallback_note(fallbacks, len(references)))
+
+
+def frequent(tok, references: list[str], k: int, train_targets: list[str],
+             train_prompts: list[str] | None = None, **_) -> Priors:
+    """The most frequent first-k pieces of the budget's target sides (after their own prompts): one prior for
+    every item."""
+    firsts, fallbacks = text_priors(tok, train_targets, k, train_prompts)
+    counts = Counter(tuple(f) for f in firsts)
     top = list(counts.most_common(1)[0][0]) if counts else []
-    return Priors([top for _ in references], Cost(train_examples=len(train_targets)),
-                  note=f"frequent: {tok.decode(top)!r} ({counts.most_common(1)[0][1] if counts else 0}/{len(train_targets)} targets)")
+    share = f"{counts.most_common(1)[0][1] if counts else 0}/{len(train_targets)}"
+    note = (f"frequent: {tok.decode(top)!r} ({share} targets)"
+            + _fallback_note(fallbacks, len(train_targets), "targets"))
+    return _priors(tok, [top for _ in references], Cost(train_examples=len(train_targets)), note=note)
 
 
 def dictionary(tok, references: list[str], k: int, *, sources: list[str], src_lang: str,
                train_pairs: list[tuple[str, str]], dictionary_path: str | None = None, n_words: int = 1,
-               **_) -> Priors:
+               prompts: list[str] | None = None, **_) -> Priors:
     """The translation of each source sentence's first content word(s), from a dictionary file or else from a
     lexicon induced from the budget's pairs: no model runs."""
     from align.lexicon import induce, read_dictionary, stopwords_for
 
     stop = stopwords_for(src_lang)
     lexicon = read_dictionary(dictionary_path, stop) if dictionary_path else induce(train_pairs, stopwords=stop)
-    ids = [text_prior(tok, lexicon.first_content_translation(s, n_words), k) for s in sources]
+    words = [lexicon.first_content_translation(s, n_words) for s in sources]
+    ids, fallbacks = text_priors(tok, words, k, prompts)
     origin = dictionary_path or f"induced from {len(train_pairs)} pairs"
-    return Priors(ids, Cost() if dictionary_path else Cost(train_examples=len(train_pairs)),
-                  note=f"dictionary ({origin}, {len(lexicon)} entries): a prior for {sum(map(bool, ids))}/{len(ids)} items")
+    return _priors(tok, ids, Cost() if dictionary_path else Cost(train_examples=len(train_pairs)),
+                   note=f"dictionary ({origin}, {len(lexicon)} entries): a prior for "
+                        f"{sum(map(bool, ids))}/{len(ids)} items" + _fallback_note(fallbacks, len(ids)))
 
 
 def from_model(tok, references: list[str], k: int, prompts: list[str], model_loader: Callable, weights: dict,
                train_cost: Cost, batch_size: int, train_targets: list[str], **_) -> Priors:
-    """The first k greedy tokens of another model: the run's SFT or LoRA checkpoint, or any task model.
+    """The first k text-carrying greedy pieces of another model: the run's SFT or LoRA checkpoint, or any
+    task model. Charged the decode steps each item's prior really took.
 
-    A model with another tokenizer generates as many of its own tokens as k base tokens of text usually take,
-    and its text is tokenized as the base model would write it."""
+    A model with another tokenizer generates as many of its own tokens as k base pieces of text usually take,
+    and its text is tokenized as the base model would read it after the prompt."""
     from eval.generate import generate
 
     if k == 0:
-        return Priors([[] for _ in references])
+        return _priors(tok, [[] for _ in references])
     model, model_tok = model_loader()
     same_vocab = model_tok.get_vocab() == tok.get_vocab()
-    n = k if same_vocab else _task_tokens(k, tok, model_tok, train_targets)
-    gens = generate(model, model_tok, prompts, max_new_tokens=n, batch_size=batch_size,
-                    stop_at_newline=False, desc=f"prior k={k}")
+    fallbacks = 0
     if same_vocab:
-        ids = [g.new_ids[:k] for g in gens]
+        # each row stops at its k-th text-carrying piece; the cap only bounds a degenerate run of whitespace
+        # or byte pieces (a character is at most 4 byte pieces, each may follow a whitespace piece)
+        gens = generate(model, model_tok, prompts, max_new_tokens=5 * k + 8, batch_size=batch_size,
+                        stop_at_newline=False, text_pieces=k, desc=f"prior k={k}")
+        ids = [g.new_ids for g in gens]
     else:
-        ids = [text_prior(tok, complete_text(model_tok.decode(g.new_ids, skip_special_tokens=True),
-                                             cut_off=len(g.new_ids) == n), k) for g in gens]
-    steps = sum(len(g.new_ids) for g in gens) / max(len(gens), 1)
+        n = _task_tokens(k, tok, model_tok, train_targets)
+        gens = generate(model, model_tok, prompts, max_new_tokens=n, batch_size=batch_size,
+                        stop_at_newline=False, desc=f"prior k={k}")
+        texts = [complete_text(model_tok.decode(g.new_ids, skip_special_tokens=True),
+                               cut_off=len(g.new_ids) == n) for g in gens]
+        ids, fallbacks = text_priors(tok, texts, k, prompts)
+    steps = sum(g.steps for g in gens) / max(len(gens), 1)
     cost = Cost(**{**train_cost.as_dict(), "extra_model_calls_per_item": 1.0,
                    "extra_decode_steps_per_item": steps})
-    note = "" if same_vocab else f"another tokenizer: up to {n} task-model tokens for k={k} base tokens"
-    return Priors(ids, cost, weights, note)
+    note = "" if same_vocab else (f"another tokenizer: up to {n} task-model tokens for k={k} base pieces"
+                                  + _fallback_note(fallbacks, len(ids)))
+    return _priors(tok, ids, cost, weights, note)
 
 
 def _task_tokens(k: int, tok, model_tok, texts: list[str]) -> int:
-    """Task-model tokens for k base tokens, by the two tokenizers' lengths on the budget's targets (a character-
-    level model needs several tokens per base token), with 3 base tokens to spare for a cut-off last word."""
+    """Task-model tokens for k base pieces of text, by the two tokenizers' lengths on the budget's targets (a
+    character-level model needs several tokens per base piece), with 3 base pieces to spare for a cut-off
+    last word."""
     sample = [translation_completion(t) for t in texts[:256]]
-    base = sum(len(tok(t, add_special_tokens=False).input_ids) for t in sample)
+    base = sum(len(text_piece_ends(tok, tok(t, add_special_tokens=False).input_ids)) for t in sample)
     task = sum(len(model_tok(t, add_special_tokens=False).input_ids) for t in sample)
     return math.ceil((k + 3) * (task / base if base else 1.0))
 

@@ -117,6 +117,8 @@ class TrainArgs(Strict):
                                       "started again resumes from the last complete one (default: final model only)")
     init_from: Optional[str] = Field(None, description="start from this earlier arm's checkpoint instead of the base "
                                      "model (two-stage, e.g. cpt then sft); the ledger adds both stages' costs")
+    seed: Optional[int] = Field(None, description="training seed (initialisation of new weights, data order, "
+                                "dropout); default: the experiment's seed. `seeds:` of the experiment sets it per copy")
 
 
 class ConductivityTask(TrainArgs):
@@ -257,6 +259,8 @@ class PrettyArm(Strict):
             self.name = f"pretty-{self.prior}-k{self.k}"
         if self.prior in ("sft", "lora") and self.from_arm is None:
             self.from_arm = self.prior
+        if self.prior not in ("sft", "lora") and self.from_arm is not None:
+            raise ValueError(f"from_arm is only used by prior: sft or lora, not prior: {self.prior}")
         if (self.prior == "task_model") != (self.task_model is not None):
             raise ValueError("task_model is required by, and only used by, prior: task_model")
         return self
@@ -313,6 +317,21 @@ class ExperimentConfig(Strict):
     wandb: WandbSpec = WandbSpec()
     report: ReportSpec = ReportSpec()
     output_dir: str = "runs"
+    seeds: Optional[list[int]] = Field(None, min_length=1, description="train every training arm once per seed "
+                                       "(and evaluate PreTTY arms once per seed of their prior's arm); the report "
+                                       "shows mean ± sd over seeds. Default: one training run, seed `seed`")
+
+    @model_validator(mode="after")
+    def _token_budget(self) -> "ExperimentConfig":
+        """Pretraining arms get the tokens SFT trains on; with several SFT epochs settings that is ambiguous."""
+        if self.data.token_budget is None and any(a.method in ("cpt", "mixed") for a in self.arms):
+            epochs = {a.epochs for a in self.arms if a.method in ("sft", "lora")}
+            if len(epochs) > 1 or any(e != int(e) for e in epochs):
+                raise ValueError(f"data.token_budget: the sft/lora arms train for {sorted(epochs)} epochs, so the "
+                                 "pretraining arms' token budget is ambiguous; set data.token_budget")
+        if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds repeats a seed: {self.seeds}")
+        return self
 
     @model_validator(mode="after")
     def _arms(self) -> "ExperimentConfig":
@@ -324,8 +343,10 @@ class ExperimentConfig(Strict):
         for a in self.arms:
             if isinstance(a, PrettyArm) and a.from_arm is not None:
                 src = by_name.get(a.from_arm)
-                if src is None or src.method not in ("sft", "lora"):
-                    raise ValueError(f"arm {a.name!r}: from_arm {a.from_arm!r} is not an sft or lora arm of this experiment")
+                if src is None or src.method != a.prior:   # else the record would call a LoRA prior "sft"
+                    raise ValueError(f"arm {a.name!r}: prior {a.prior} needs from_arm to name a {a.prior} arm of this "
+                                     f"experiment; {a.from_arm!r} is "
+                                     + (f"a {src.method} arm" if src else "not an arm of it"))
         if self.tasks.conductivity:
             for start in self.tasks.conductivity.from_arms:
                 if start not in by_name or by_name[start].method not in ("base", *FULL_WEIGHTS):
@@ -339,14 +360,55 @@ class ExperimentConfig(Strict):
                     raise ValueError(f"arm {a.name!r}: init_from {start!r} must name an earlier sft, cpt or mixed arm")
         return self
 
-    def arm(self, name: str):
+    def sft_epochs(self) -> int:
+        """Epochs of the labelled budget's training arms (1 without any): what the derived token budget covers."""
+        return int(next((a.epochs for a in self.arms if a.method in ("sft", "lora")), 1))
+
+    def arm_runs(self) -> list:
+        """Every arm as it is trained and evaluated: with `seeds`, each arm whose weights come from training (a
+        training arm, a PreTTY arm with a model prior from one) once per seed. The first seed keeps the arm's name,
+        the others are named `<arm>-seed<s>`, and their from_arm / init_from follow the same seed."""
+        if not self.seeds:
+            return list(self.arms)
+        by_name = {a.name: a for a in self.arms}
+
+        def seeded(a) -> bool:
+            if a.method in TRAINED:
+                return True
+            return a.method == "pretty" and a.from_arm is not None and seeded(by_name[a.from_arm])
+
+        def renamed(name: str | None, seed: int) -> str | None:
+            return name if name is None or seed == self.seeds[0] else f"{name}-seed{seed}"
+
+        out = []
         for a in self.arms:
+            if not seeded(a):
+                out.append(a)
+                continue
+            for seed in self.seeds:
+                update = {"name": renamed(a.name, seed)}
+                if a.method in TRAINED:
+                    update |= {"seed": seed, "init_from": renamed(a.init_from, seed)}
+                else:
+                    update["from_arm"] = renamed(a.from_arm, seed)
+                out.append(a.model_copy(update=update))
+        return out
+
+    def family(self, arm_name: str) -> str:
+        """The configured arm an arm run copies (itself without `seeds`): its data files are the family's."""
+        for a in self.arms:
+            if arm_name == a.name or any(arm_name == f"{a.name}-seed{s}" for s in self.seeds or ()):
+                return a.name
+        raise UserError(f"no arm named {arm_name!r}")
+
+    def arm(self, name: str):
+        for a in self.arm_runs():
             if a.name == name:
                 return a
-        raise UserError(f"no arm named {name!r} (arms: {', '.join(a.name for a in self.arms)})")
+        raise UserError(f"no arm named {name!r} (arms: {', '.join(a.name for a in self.arm_runs())})")
 
     def trained_arms(self) -> list:
-        return [a for a in self.arms if a.method in TRAINED]
+        return [a for a in self.arm_runs() if a.method in TRAINED]
 
     def hash(self) -> str:
         """Identity of an experiment: everything that changes results (not where they go, how they are logged

@@ -11,7 +11,7 @@ from pathlib import Path
 from core.config import ExperimentConfig, MtTask, PretrainArm, dump_config
 from core.data import fictional, knowledge, mixing
 from core.data.mono import documents
-from core.data.budget import check_disjoint, select
+from core.data.budget import check_disjoint, round_sizes, select
 from core.data.parallel import Pair, load_pairs
 from core.data.ud import TaggedSentence, load_tagged
 from core.errors import DataMissing, UserError
@@ -188,8 +188,11 @@ def prepare(cfg: ExperimentConfig, config_path: Path) -> Path:
         if max(sizes) > cfg.tasks.conductivity.max_length:
             raise UserError(f"tasks.conductivity.max_length: {rows[sizes.index(max(sizes))]['id']} is {max(sizes)} "
                             f"tokens, over {cfg.tasks.conductivity.max_length}")
-    streams = _pretraining_streams(cfg, tok, cfg.data.token_budget or sum(lengths), config_path.resolve().parent)
+    # unset, the pretraining arms get what SFT trains on: every labelled example, once per epoch
+    streams = _pretraining_streams(cfg, tok, cfg.data.token_budget or cfg.sft_epochs() * sum(lengths),
+                                   config_path.resolve().parent)
 
+    _check_ranks(cfg, len(train_rows), {name: len(stream.rows) for name, stream in streams.items()})
     for arm_name, stream in streams.items():
         atomic_write_jsonl(out / "data" / f"pretrain-{arm_name}.jsonl", stream.rows)
         manifest[f"pretrain {arm_name}"] = stream.manifest()
@@ -223,6 +226,17 @@ def _pretraining_streams(cfg: ExperimentConfig, tok, budget: int, base_dir: Path
         if any(p > 1 for p in streams[arm.name].passes.values()):
             print(f"[prepare] {arm.name}: the budget repeats text ({streams[arm.name].passes} passes)", flush=True)
     return streams
+
+
+def _check_ranks(cfg: ExperimentConfig, n_rows: int, n_sequences: dict[str, int]) -> None:
+    """Every rank must get the same number of non-empty micro-batches (train/sampler.py): said now, not after
+    model loading inside DeepSpeed."""
+    for arm in cfg.trained_arms():
+        n = n_sequences.get(cfg.family(arm.name), n_rows)
+        try:
+            round_sizes(n, arm.batch_size, cfg.deepspeed.num_gpus)
+        except ValueError as e:
+            raise UserError(f"arms: {arm.name}: batch_size: {e}") from None
 
 
 def _check_lengths(cfg: ExperimentConfig, rows: list[dict], lengths: list[int]) -> None:

@@ -23,6 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from core.config import ExperimentConfig, load_config
 from core.errors import UserError
+from core.io import read_jsonl
+from core.provenance import is_current
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -99,10 +101,17 @@ def expand(spec: SweepSpec, output_dir: str = "runs") -> list[tuple[ExperimentCo
 
 
 def is_finished(cfg: ExperimentConfig) -> bool:
-    """A finished experiment has its report and a config.hash equal to this point's."""
+    """A finished experiment has its report, a config.hash equal to this point's and every result computed under
+    this code's protocol (a point finished by older code is run again: its stale records are recomputed)."""
     run = Path(cfg.output_dir).resolve() / cfg.name
-    hash_file = run / "config.hash"
-    return (run / "report.md").is_file() and hash_file.is_file() and hash_file.read_text().strip() == cfg.hash()
+    hash_file, results = run / "config.hash", run / "results.jsonl"
+    if not ((run / "report.md").is_file() and hash_file.is_file() and hash_file.read_text().strip() == cfg.hash()
+            and results.is_file()):
+        return False
+    try:
+        return all(is_current(r) for r in read_jsonl(results))
+    except ValueError:   # a damaged results.jsonl: the run's evaluation rewrites it
+        return False
 
 
 def slurm_script(spec: SweepSpec, configs: list[tuple[ExperimentConfig, list[str]]], sweep_path: str,

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from core.config import ExperimentConfig
+from core.provenance import PROTOCOL
 
 
 def _has_api_key() -> bool:
@@ -45,7 +46,8 @@ def wandb_env(cfg: ExperimentConfig, run_dir: Path, name: str, job_type: str) ->
 
 
 def run_id(cfg: ExperimentConfig, name: str, job_type: str) -> str:
-    return f"{cfg.name}-{name}-{job_type}-{cfg.hash()[:8]}".replace(".", "_")
+    """Results of another protocol are recomputed: into a run of their own, not appended to the old one's."""
+    return f"{cfg.name}-{name}-{job_type}-{cfg.hash()[:8]}-p{PROTOCOL}".replace(".", "_")
 
 
 def init_run(cfg: ExperimentConfig, run_dir: Path, name: str, job_type: str, config: dict | None = None):

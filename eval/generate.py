@@ -10,7 +10,9 @@ from functools import lru_cache
 
 import torch
 from tqdm.auto import tqdm
+from transformers import StoppingCriteria, StoppingCriteriaList
 
+from align.priors import TextPieces
 from core.prompts import first_line
 
 
@@ -19,6 +21,7 @@ class Generation:
     prior_ids: list[int]
     new_ids: list[int]
     text: str          # prior + continuation, first line, stripped
+    steps: int = 0     # decode steps this row really took: its new ids and the stop token that ended them
 
 
 @lru_cache(maxsize=4)
@@ -29,11 +32,41 @@ def _newline_ids(tok) -> tuple[int, ...]:
     return tuple(i for i, text in enumerate(texts) if "\n" in text)
 
 
+class _UntilTextPieces(StoppingCriteria):
+    """Ends each row at its k-th text-carrying new piece (`align.priors.TextPieces`) and remembers how many
+    new ids that took; a row already ended by a stop token is left alone."""
+
+    def __init__(self, tok, width: int, rows: int, k: int, stops: set[int]):
+        self.width, self.k, self.stops = width, k, stops
+        self.counters = [TextPieces(tok) for _ in range(rows)]
+        self.ended = [False] * rows
+        self.done_at: list[int | None] = [None] * rows
+
+    def __call__(self, input_ids, scores, **_) -> torch.BoolTensor:
+        for row, ids in enumerate(input_ids[:, self.width:].tolist()):
+            if self.ended[row] or self.done_at[row] is not None:
+                continue
+            if ids[-1] in self.stops:
+                self.ended[row] = True
+                continue
+            counter = self.counters[row]
+            counter.add(ids)
+            if len(counter.ends) == self.k:
+                self.done_at[row] = len(ids)
+        finished = [e or d is not None for e, d in zip(self.ended, self.done_at)]
+        return torch.tensor(finished, device=input_ids.device)
+
+
 @torch.no_grad()
 def generate(model, tok, prompts: list[str], priors: list[list[int]] | None = None, *, max_new_tokens: int,
-             batch_size: int, stop_at_newline: bool = True, desc: str = "generate") -> list[Generation]:
-    priors = priors or [[] for _ in prompts]
-    inputs = [tok(p).input_ids + list(prior) for p, prior in zip(prompts, priors)]
+             batch_size: int, stop_at_newline: bool = True, text_pieces: int | None = None,
+             desc: str = "generate") -> list[Generation]:
+    """The prior counts inside `max_new_tokens`: after a prior of p tokens a row decodes at most
+    max_new_tokens - p more (a longer prior is cut to max_new_tokens), so a PreTTY arm writes no more tokens
+    than base or SFT. `text_pieces`: each row also stops at its k-th new piece that carries text."""
+    priors = [list(p)[:max_new_tokens] for p in priors] if priors else [[] for _ in prompts]
+    inputs = [tok(p).input_ids + prior for p, prior in zip(prompts, priors)]
+    allowed = [max_new_tokens - len(prior) for prior in priors]
     order = sorted(range(len(inputs)), key=lambda i: -len(inputs[i]))
     out: list[Generation | None] = [None] * len(inputs)
     eos = [tok.eos_token_id, *(_newline_ids(tok) if stop_at_newline else ())]
@@ -47,12 +80,23 @@ def generate(model, tok, prompts: list[str], priors: list[list[int]] | None = No
         for row, i in enumerate(idx):
             ids[row, width - len(inputs[i]):] = torch.tensor(inputs[i])
             mask[row, width - len(inputs[i]):] = 1
-        gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=False,
-                             max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id,
-                             eos_token_id=eos, top_p=None, top_k=None, temperature=None)
+        # one call for the batch, as long as its longest allowance; each row is cut to its own afterwards
+        # (greedy decoding: a row's first n ids do not depend on how many follow)
+        longest = max(allowed[i] for i in idx)
+        until = _UntilTextPieces(tok, width, len(idx), text_pieces, stops) if text_pieces else None
+        gen = ids
+        if longest > 0:
+            gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=False,
+                                 max_new_tokens=longest, pad_token_id=tok.pad_token_id, eos_token_id=eos,
+                                 top_p=None, top_k=None, temperature=None,
+                                 **({"stopping_criteria": StoppingCriteriaList([until])} if until else {}))
         for row, i in enumerate(idx):
-            new = gen[row, width:].tolist()
-            new = new[:next((j for j, t in enumerate(new) if t in stops), len(new))]  # padding follows a stop
-            text = tok.decode(list(priors[i]) + new, skip_special_tokens=True)
-            out[i] = Generation(list(priors[i]), new, first_line(text) if stop_at_newline else text.strip())
+            new = gen[row, width:].tolist()[:allowed[i]]
+            stop = next((j for j, t in enumerate(new) if t in stops), None)   # padding follows a stop
+            done = until.done_at[row] if until else None
+            end = min(j for j in (stop, done, len(new)) if j is not None)
+            new = new[:end]
+            text = tok.decode(priors[i] + new, skip_special_tokens=True)
+            out[i] = Generation(priors[i], new, first_line(text) if stop_at_newline else text.strip(),
+                                end + 1 if end == stop else end)
     return out  # type: ignore[return-value]

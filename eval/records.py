@@ -87,6 +87,39 @@ def cost(r: Record, key: str) -> float | None:
     return (r.get("cost") or {}).get(key)
 
 
+class Unknown:
+    """A training cost nobody recorded (an outside model's training): printed "unknown", never taken as 0."""
+    def __repr__(self) -> str:
+        return "unknown"
+
+
+UNKNOWN = Unknown()
+# The ledger fields that describe training; eval.run writes them as null when the training cost is unknown.
+TRAINING_FIELDS = ("train_examples", "train_tokens", "train_flops", "train_wall_s", "train_device_s",
+                   "train_peak_mem_mb", "train_mfu")
+
+
+def training_cost_known(r: Record) -> bool:
+    """False when the record says its training cost is unknown (train_flops present and null); records
+    written before unknown costs existed never say so."""
+    costs = r.get("cost") or {}
+    return not ("train_flops" in costs and costs["train_flops"] is None)
+
+
+def training_cost(r: Record, key: str) -> float | None | Unknown:
+    """A cost field, UNKNOWN for a training field of a record whose training cost is unknown."""
+    return UNKNOWN if key in TRAINING_FIELDS and not training_cost_known(r) else cost(r, key)
+
+
+def deployable(r: Record) -> bool:
+    """False for an upper bound (an oracle prior reads the reference) or a prior that declares itself not
+    deployable; such an arm is drawn apart, never on a Pareto front, never in break-even."""
+    prior = r.get("prior") or {}
+    if prior.get("deployable") is not None:
+        return bool(prior["deployable"])
+    return prior.get("source") != "oracle"
+
+
 def rank(method_name: str) -> int:
     # Reading order: the zero-shot baseline, then arms that pay for training, then PreTTY arms.
     return {"base": 0, "pretty": 2}.get(method_name, 1)
@@ -110,6 +143,21 @@ def groups(records: list[Record]) -> dict[tuple[str, str, str], list[Record]]:
     return dict(sorted(by_unit.items()))
 
 
+def by_experiment(rows: list[Record]) -> dict[str, list[Record]]:
+    """Rows per experiment of a sweep, each in the order given: arms are compared only within one."""
+    out: dict[str, list[Record]] = defaultdict(list)
+    for r in rows:
+        out[r.get("experiment") or ""].append(r)
+    return dict(out)
+
+
+def reference_arm(rows: list[Record]) -> Record | None:
+    """The arm an experiment's others are measured against: the arm named base, else any base arm (an outside
+    model), else the first."""
+    return (next((r for r in rows if r["arm"] == "base"), None)
+            or next((r for r in rows if method(r) == "base"), None) or (rows[0] if rows else None))
+
+
 def direction(src: str, tgt: str) -> str:
     names = [LANGUAGES[c].name if c in LANGUAGES else c for c in (src, tgt)]
     return " → ".join(names)
@@ -121,3 +169,24 @@ def distinct(records: list[Record], key: str) -> list[str]:
 
 def quality(r: Record) -> float | None:
     return metric(r, QUALITY.get(r.get("task") or "mt", QUALITY["mt"])[0])
+
+
+def is_extra_seed(r: Record) -> bool:
+    """A copy of an arm trained with another seed (`seeds:`): its quality goes into the arm's mean ± sd over
+    seeds; the arm's own row, tests and plots are the first seed's."""
+    return r.get("family") not in (None, r["arm"])
+
+
+def seed_spread(records: list[Record]) -> dict[tuple, tuple[float, float, int]]:
+    """(experiment, family, task, src, tgt) -> (mean, sd, number of seeds) of the quality metric, for arms
+    trained with more than one seed (sample sd, n - 1)."""
+    values: dict[tuple, list[float]] = defaultdict(list)
+    for r in records:
+        if r.get("family") and (q := quality(r)) is not None:
+            values[(r.get("experiment"), r["family"], r.get("task") or "mt", r.get("src"), r.get("tgt"))].append(q)
+    out = {}
+    for key, qs in values.items():
+        if len(qs) > 1:
+            mean = sum(qs) / len(qs)
+            out[key] = (mean, (sum((q - mean) ** 2 for q in qs) / (len(qs) - 1)) ** 0.5, len(qs))
+    return out

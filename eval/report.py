@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from core.io import atomic_write_bytes, atomic_write_text
-from eval.records import Record, cost, direction, distinct, groups, label, load_records, method, metric
+from eval.records import (QUALITY, UNKNOWN, Record, cost, direction, distinct, groups, is_extra_seed, label,
+                           load_records, method, metric, seed_spread, training_cost, training_cost_known)
 from eval.report_html import render_html
 from eval.report_knowledge import clika_tables
 from eval.report_plots import COST_AXES, render_budget_plot, render_cost_plot
@@ -37,10 +38,12 @@ SAMPLE_CHARS = 300  # keeps the markdown skimmable; the full outputs stay in res
 # ---------------------------------------------------------------- tables
 
 def _number(fmt: str) -> Callable[[float | None], str]:
-    return lambda v: "n/a" if v is None else format(v, fmt)
+    return lambda v: "unknown" if v is UNKNOWN else "n/a" if v is None else format(v, fmt)
 
 
 def _flops(v: float | None) -> str:
+    if v is UNKNOWN:
+        return "unknown"
     if v is None:
         return "n/a"
     if v == 0:
@@ -50,7 +53,7 @@ def _flops(v: float | None) -> str:
 
 
 def _percent(v: float | None) -> str:
-    return "n/a" if v is None else f"{100 * v:.1f}"
+    return "unknown" if v is UNKNOWN else "n/a" if v is None else f"{100 * v:.1f}"
 
 
 Column = tuple[str, Callable[[Record], Any], Callable[[Any], str]]
@@ -89,20 +92,30 @@ def _p_value(ci: Interval | None) -> str:
 # ... then significance and the cost columns, the same for every task
 COLUMNS: list[Column] = [
     ("p vs SFT", lambda r: r.get("_ci"), _p_value),
-    ("train examples", lambda r: cost(r, "train_examples"), _number(".0f")),
-    ("train tokens", lambda r: cost(r, "train_tokens"), _number(".0f")),
-    ("train FLOPs", lambda r: cost(r, "train_flops"), _flops),
-    ("train wall s", lambda r: cost(r, "train_wall_s"), _number(".1f")),
-    ("device s", lambda r: cost(r, "train_device_s"), _number(".1f")),
-    ("peak mem MB", lambda r: cost(r, "train_peak_mem_mb"), _number(".0f")),
+    ("train examples", lambda r: training_cost(r, "train_examples"), _number(".0f")),
+    ("train tokens", lambda r: training_cost(r, "train_tokens"), _number(".0f")),
+    ("train FLOPs", lambda r: training_cost(r, "train_flops"), _flops),
+    ("train wall s", lambda r: training_cost(r, "train_wall_s"), _number(".1f")),
+    ("device s", lambda r: training_cost(r, "train_device_s"), _number(".1f")),
+    ("peak mem MB", lambda r: training_cost(r, "train_peak_mem_mb"), _number(".0f")),
     ("extra decode steps/item", lambda r: cost(r, "extra_decode_steps_per_item"), _number("g")),
 ]
 
 
+def _shown(v: Any) -> bool:
+    """Whether a value fills an optional column (an unknown cost alone does not: it says nothing measured)."""
+    return v is not UNKNOWN and bool(v)
+
+
+def _tokens_per_s(r: Record) -> Any:
+    if not training_cost_known(r):
+        return UNKNOWN
+    return cost(r, "train_tokens") / cost(r, "train_wall_s") if cost(r, "train_wall_s") else None
+
+
 OPTIONAL: list[Column] = [
-    ("train tokens/s", lambda r: cost(r, "train_tokens") / cost(r, "train_wall_s") if cost(r, "train_wall_s") else None,
-     _number(".0f")),
-    ("MFU %", lambda r: cost(r, "train_mfu"), _percent),
+    ("train tokens/s", _tokens_per_s, _number(".0f")),
+    ("MFU %", lambda r: training_cost(r, "train_mfu"), _percent),
     ("tokens by language", lambda r: r.get("train_tokens_by_lang"),
      lambda d: " ".join(f"{k}:{v}" for k, v in d.items()) if d else ""),
 ]
@@ -111,22 +124,61 @@ COLUMNS[-1:-1] = OPTIONAL   # before the extra decode steps
 
 def _money(usd_per_device_hour: float) -> Column:
     return (f"train USD (at {usd_per_device_hour:g}/device-h)",
-            lambda r: None if cost(r, "train_device_s") is None else cost(r, "train_device_s") / 3600 * usd_per_device_hour,
-            _number(".2f"))
+            lambda r: _scaled(training_cost(r, "train_device_s"), usd_per_device_hour / 3600), _number(".2f"))
 
 
-def quality_tables(records: list[Record], usd_per_device_hour: float | None = None) -> list[Table]:
-    """One table per task/direction; each record gets its bootstrap interval as r["_ci"] on the way."""
+def _scaled(v: float | None, factor: float) -> float | None:
+    return v if v is None or v is UNKNOWN else v * factor
+
+
+def _flops_convention() -> str:
+    """How training FLOPs are counted, when the ledger says (rule 2 of a fair comparison: one convention)."""
+    try:
+        from core import ledger
+    except ImportError:
+        return ""
+    return getattr(ledger, "FLOPS_CONVENTION", "")
+
+
+def _seed_column(task: str, spread: dict[tuple, tuple[float, float, int]]) -> list[Column]:
+    """Mean ± sd of the quality over training seeds, beside the first seed's own interval."""
+    key, name, scale = QUALITY.get(task, QUALITY["mt"])
+    factor = 1 if scale > 1 else 100
+
+    def get(r: Record):
+        return spread.get((r.get("experiment"), r.get("family"), task, r.get("src"), r.get("tgt")))
+
+    return [(f"{name} mean ± sd over seeds", get,
+             lambda v: "" if v is None else f"{factor * v[0]:.2f} ± {factor * v[1]:.2f} ({v[2]})")]
+
+
+def quality_tables(records: list[Record], usd_per_device_hour: float | None = None,
+                   spread: dict[tuple, tuple[float, float, int]] | None = None) -> list[Table]:
+    """One table per task/direction; each record gets its bootstrap interval as r["_ci"] on the way. `spread`:
+    the quality over training seeds (records.seed_spread), shown where an arm was trained with several."""
     money = [_money(usd_per_device_hour)] if usd_per_device_hour else []
     tables = []
     for (task, src, tgt), rows in groups(records).items():
         for r, ci in zip(rows, intervals(rows, task)):
             r["_ci"] = ci
         n_items = "/".join(distinct(rows, "n_items")) or "?"
-        columns = TASK_COLUMNS.get(task, []) + COLUMNS + money
+        seeds = _seed_column(task, spread or {})
+        if not any(seeds[0][1](r) for r in rows):
+            seeds = []
+        own = TASK_COLUMNS.get(task, [])
+        at = next((i + 1 for i, c in enumerate(own) if "±95%" in c[0]), len(own))   # beside the first seed's interval
+        columns = own[:at] + seeds + own[at:] + COLUMNS + money
         # a cost column no record of this table has (MFU on a CPU, tokens by language without pretraining) is left out
-        columns = [c for c in columns if c not in OPTIONAL or any(c[1](r) for r in rows)]
+        columns = [c for c in columns if c not in OPTIONAL or any(_shown(c[1](r)) for r in rows)]
         note = "±95%: half-width of the 95% bootstrap interval; p vs SFT: paired bootstrap (* below 0.05)."
+        if seeds:
+            note += (" Mean ± sd over seeds: the quality of the arm trained once per seed (`seeds:`); the row's "
+                     "own interval, test and costs are its first seed's.")
+        if not all(training_cost_known(r) for r in rows):
+            note += (" Training cost unknown: an outside model whose training nobody recorded — not zero, "
+                     "and left out of Pareto fronts and break-even.")
+        if convention := _flops_convention():
+            note += f" Training FLOPs: {convention}"
         if task == "conductivity":
             note += (" XRR: accuracy on the X questions about places stated in English only, after the probe "
                      "fine-tune; it counts only where the gate is met (translation, en type 0/1, X type 0 all at "
@@ -153,8 +205,10 @@ def break_even_tables(records: list[Record]) -> list[Table]:
                 [[b.trained, b.pretty, f"{b.train_device_s:.0f}", f"{b.extra_s_per_item:.3f}",
                   "never (no per-item overhead measured)" if math.isinf(b.items) else f"{b.items:,.0f}"]
                  for b in found],
-                "Extra seconds per item are the PreTTY arm's evaluation wall time per item minus the base arm's "
-                "(same items, same machine); below the break-even count the PreTTY arm costs less compute.",
+                "Extra seconds per item are the PreTTY arm's evaluation wall time per item minus the base "
+                "arm's of the same experiment (same items, same machine); below the break-even count the "
+                "PreTTY arm costs less compute. Arms are paired only within an experiment; upper bounds "
+                "(oracle priors) and arms of unknown training cost are left out.",
                 numeric=[False, False, True, True, True]))
     return tables
 
@@ -183,7 +237,8 @@ def header_lines(records: list[Record], run_dir: Path) -> list[str]:
             + (" (arms come from different revisions)" if len(revs) > 1 else ""),
             f"config hash: {', '.join(f'`{v}`' for v in hashes) or 'unknown'}",
             f"run dir: `{run_dir}`; FLOPs/times/memory are training costs as recorded (a PreTTY arm whose prior "
-            "comes from SFT carries the SFT arm's training cost)"]
+            "comes from SFT carries the SFT arm's training cost; an outside model whose training was not "
+            "recorded is *unknown*, not 0)"]
 
 
 def title(records: list[Record], run_dir: Path) -> str:
@@ -218,7 +273,7 @@ def render_csv(records: list[Record]) -> str:
     metrics = list(METRICS) + _extra_keys(records, "metrics", METRICS)
     costs = list(COSTS) + _extra_keys(records, "cost", COSTS)
     fields = (["experiment", "arm", "method", "task", "src", "tgt", "budget", "n_items", "prior_source", "prior_k"]
-              + metrics + ["ci_mean", "ci_half_width", "p_vs_sft"] + costs
+              + metrics + ["ci_mean", "ci_half_width", "p_vs_sft"] + costs + ["train_cost_known"]
               + ["bleu_signature", "chrf_signature", "config_hash", "git_rev", "weights_path", "weights_sha256"])
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
@@ -232,7 +287,8 @@ def render_csv(records: list[Record]) -> str:
                                          "config_hash", "git_rev")},
                 "method": method(r),
                 "prior_source": prior.get("source"), "prior_k": prior.get("k"),
-                **{k: metric(r, k) for k in metrics}, **{k: cost(r, k) for k in costs},
+                **{k: metric(r, k) for k in metrics}, **{k: cost(r, k) for k in costs},  # unknown: empty
+                "train_cost_known": training_cost_known(r),
                 "ci_mean": ci and ci.mean, "ci_half_width": ci and ci.half_width, "p_vs_sft": ci and ci.p_vs_sft,
                 "bleu_signature": signatures.get("bleu"), "chrf_signature": signatures.get("chrf"),
                 "weights_path": weights.get("path"), "weights_sha256": weights.get("sha256"),
@@ -246,8 +302,10 @@ def build_report(run_dir: Path, usd_per_device_hour: float | None = None) -> tup
     """Write the report files into run_dir; return their paths by kind (md, html, csv and one key per plot)
     and every table by a name (for W&B). Every file is replaced atomically: a crash leaves the previous report, never half of one."""
     run_dir = Path(run_dir)
-    records = load_records(run_dir)
-    sections = {"": quality_tables(records, usd_per_device_hour),  # first: it annotates the records with their CIs
+    every = load_records(run_dir)
+    # arms trained with several seeds: their first seed's records stand for them, the others give mean ± sd
+    records = [r for r in every if not is_extra_seed(r)]
+    sections = {"": quality_tables(records, usd_per_device_hour, seed_spread(every)),  # first: it annotates CIs
                 "Share of SFT recovered by PreTTY": recovery_tables(records),
                 "Cross-lingual knowledge alignment (CLiKA)": clika_tables(records),
                 "Break-even: training arm against PreTTY's per-item overhead": break_even_tables(records)}
@@ -262,7 +320,7 @@ def build_report(run_dir: Path, usd_per_device_hour: float | None = None) -> tup
         paths[stem] = run_dir / f"{stem}.png"
         atomic_write_bytes(paths[stem], png)
     atomic_write_text(paths["md"], render_markdown(records, run_dir, sections))
-    atomic_write_text(paths["csv"], render_csv(records))
+    atomic_write_text(paths["csv"], render_csv(every))
     atomic_write_text(paths["html"], render_html(title(records, run_dir), header_lines(records, run_dir), sections,
                                                  [f"{stem}.png" for stem in plots], samples(records)))
     tables = {f"{heading or 'quality'}: {t.title}": t for heading, ts in sections.items() for t in ts}

@@ -8,7 +8,7 @@ from collections import defaultdict
 import numpy as np
 
 from eval.knowledge import en_consistency, relative_accuracy
-from eval.records import Record, label, metric, sort_key
+from eval.records import Record, by_experiment, label, metric, reference_arm, sort_key
 from eval.report_stats import RESAMPLES, SEED
 from eval.tables import Table
 
@@ -98,30 +98,38 @@ def clika_tables(records: list[Record]) -> list[Table]:
 
 
 def difference_tables(records: list[Record]) -> list[Table]:
-    """Each arm's accuracy minus the base arm's (the first arm when there is no base), per set and language, with a
-    paired-bootstrap 95% interval over the shared items; * where the interval excludes zero."""
+    """Each arm's accuracy minus its experiment's base arm's (the first arm when there is no base), per set
+    and language, with a paired-bootstrap 95% interval over the shared items; * where it excludes zero.
+    A sweep gets a table per experiment: its arms are set against their own base, never another budget's."""
     tables = []
-    for name, arms in _by_set(records).items():
-        if len(arms) < 2:
-            continue
-        reference = "base" if "base" in arms else next(iter(arms))
-        langs = _langs(arms)
-        rows = []
-        for arm, per_lang in arms.items():
-            if arm == reference:
+    knowledge = [r for r in records if r.get("task") == "knowledge"]
+    for _, members in sorted(by_experiment(knowledge).items()):
+        for name, arms in _by_set(members).items():
+            if len(arms) < 2:
                 continue
-            row = [arm]
-            for lang in langs:
-                r, ref = per_lang.get(lang), arms[reference].get(lang)
-                sampled = _paired(r, ref) if r is not None and ref is not None else None
-                if sampled is None:
-                    row.append("")
-                    continue
-                diff = 100 * (metric(r, "accuracy") - metric(ref, "accuracy"))
-                a, b = sampled
-                lo, hi = np.percentile(100 * (a.mean(axis=1) - b.mean(axis=1)), [2.5, 97.5])
-                row.append(f"{diff:+.1f} [{lo:+.1f}, {hi:+.1f}]" + ("*" if lo > 0 or hi < 0 else ""))
-            rows.append(row)
-        tables.append(Table(f"knowledge: {name}, accuracy difference to {reference} (points)", ["arm"] + langs, rows,
-                            "Paired bootstrap over the shared items (95% interval); * where it excludes zero."))
+            reference = label(reference_arm([next(iter(per_lang.values())) for per_lang in arms.values()]))
+            # in a sweep the reference's label names its experiment, and so the table's title
+            tables.append(_difference_table(name, arms, reference))
     return tables
+
+
+def _difference_table(where: str, arms: dict[str, dict[str, Record]], reference: str) -> Table:
+    langs = _langs(arms)
+    rows = []
+    for arm, per_lang in arms.items():
+        if arm == reference:
+            continue
+        row = [arm]
+        for lang in langs:
+            r, ref = per_lang.get(lang), arms[reference].get(lang)
+            sampled = _paired(r, ref) if r is not None and ref is not None else None
+            if sampled is None:
+                row.append("")
+                continue
+            diff = 100 * (metric(r, "accuracy") - metric(ref, "accuracy"))
+            a, b = sampled
+            lo, hi = np.percentile(100 * (a.mean(axis=1) - b.mean(axis=1)), [2.5, 97.5])
+            row.append(f"{diff:+.1f} [{lo:+.1f}, {hi:+.1f}]" + ("*" if lo > 0 or hi < 0 else ""))
+        rows.append(row)
+    return Table(f"knowledge: {where}, accuracy difference to {reference} (points)", ["arm"] + langs, rows,
+                 "Paired bootstrap over the shared items (95% interval); * where it excludes zero.")

@@ -1,5 +1,8 @@
 """The report's cost plots: quality against each kind of cost with the Pareto front marked, and quality
-against the data budget per arm when a sweep varied it. One panel per task and language pair."""
+against the data budget per arm when a sweep varied it. One panel per task and language pair.
+
+Only deployable arms of known cost can be on a front. Upper bounds (oracle priors) are drawn hollow at their
+cost; arms whose training cost is unknown are drawn hollow in an "unknown" column right of the cost axis."""
 from __future__ import annotations
 
 import io
@@ -7,27 +10,29 @@ import math
 from typing import Callable
 
 # The Agg canvas directly, not pyplot: headless, and importing this never switches a caller's backend.
+from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import NullLocator
 
-from eval.records import QUALITY, Record, cost, direction, distinct, groups, label, method, metric, rank
+from eval.records import (QUALITY, UNKNOWN, Record, cost, deployable, direction, distinct, groups, label,
+                           method, quality, rank, training_cost)
 
 METHOD_COLORS = {"base": "tab:gray", "sft": "tab:blue", "lora": "tab:orange", "pretty": "tab:green",
                  "cpt": "tab:purple", "mixed": "tab:brown"}
 
 
 def _device_hours(r: Record) -> float | None:
-    s = cost(r, "train_device_s")
-    return None if s is None else s / 3600
+    s = training_cost(r, "train_device_s")
+    return s if s is None or s is UNKNOWN else s / 3600
 
 
 # file stem -> (axis label, cost getter); every cost a PreTTY arm may trade against quality
 COST_AXES: dict[str, tuple[str, Callable[[Record], float | None]]] = {
-    "quality_vs_cost": ("training FLOPs", lambda r: cost(r, "train_flops")),
-    "quality_vs_examples": ("labelled training examples", lambda r: cost(r, "train_examples")),
+    "quality_vs_cost": ("training FLOPs", lambda r: training_cost(r, "train_flops")),
+    "quality_vs_examples": ("labelled training examples", lambda r: training_cost(r, "train_examples")),
     "quality_vs_device_hours": ("training device-hours", _device_hours),
     "quality_vs_extra_steps": ("extra decode steps per item", lambda r: cost(r, "extra_decode_steps_per_item")),
 }
@@ -80,20 +85,27 @@ def _label_points(ax: Axes, points: list[tuple[float, float, str]]) -> None:
                     arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "0.5"} if moved else None)
 
 
-def _cost_axis(ax: Axes, values: list[float]) -> None:
-    """Symlog x axis: free arms (cost 0) get their own tick left of the paying arms' decades."""
+def _cost_axis(ax: Axes, values: list[float], unknown: bool) -> float:
+    """Symlog x axis: free arms (cost 0) get their own tick left of the paying arms' decades; with `unknown`,
+    a column right of them, behind a dotted rule, for arms of unknown cost. Returns that column's x."""
     nonzero = [v for v in values if v > 0]
     if not nonzero:
-        ax.set_xlim(-1, 4)  # room on the right for the labels
-        ax.set_xticks([0], ["0"])
-        return
-    low, high = math.floor(math.log10(min(nonzero))), math.ceil(math.log10(max(nonzero)))
-    linthresh = 10.0 ** (low - 1)
-    ax.set_xscale("symlog", linthresh=linthresh, linscale=0.6)
-    ax.set_xlim(-0.4 * linthresh, 10.0 ** (high + 0.3))
-    decades = list(range(low, high + 1, max(1, (high - low) // 6)))
-    ax.set_xticks([0] + [10.0 ** e for e in decades], ["0"] + [f"$10^{{{e}}}$" for e in decades])
-    ax.xaxis.set_minor_locator(NullLocator())
+        ticks, names, right, column, rule = [0.0], ["0"], 4.0, 2.5, 1.25  # room on the right for the labels
+        ax.set_xlim(-1, right + 2 * unknown)
+    else:
+        low, high = math.floor(math.log10(min(nonzero))), math.ceil(math.log10(max(nonzero)))
+        linthresh = 10.0 ** (low - 1)
+        ax.set_xscale("symlog", linthresh=linthresh, linscale=0.6)
+        column, rule = 10.0 ** (high + 1), 10.0 ** (high + 0.5)
+        ax.set_xlim(-0.4 * linthresh, 10.0 ** (high + (1.6 if unknown else 0.3)))
+        decades = list(range(low, high + 1, max(1, (high - low) // 6)))
+        ticks, names = [0.0] + [10.0 ** e for e in decades], ["0"] + [f"$10^{{{e}}}$" for e in decades]
+        ax.xaxis.set_minor_locator(NullLocator())
+    if unknown:
+        ticks, names = ticks + [column], names + ["unknown"]
+        ax.axvline(rule, color="0.6", lw=0.8, ls=":", zorder=1)
+    ax.set_xticks(ticks, names)
+    return column
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:
@@ -105,6 +117,14 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
             front.append(i)
             best = points[i][1]
     return front
+
+
+def front_points(records: list[Record], get_cost: Callable[[Record], float | None]) -> list[Record]:
+    """The records on the Pareto front of quality against get_cost, cheapest first. Upper bounds and arms
+    whose cost is unknown (or missing) are never on it: neither is a result a cheaper arm must beat."""
+    candidates = [r for r in records if deployable(r) and quality(r) is not None
+                  and get_cost(r) is not None and get_cost(r) is not UNKNOWN]
+    return [candidates[i] for i in pareto_front([(get_cost(r), quality(r)) for r in candidates])]
 
 
 def _figure(n_panels: int, title: str) -> tuple[Figure, list[Axes]]:
@@ -133,27 +153,31 @@ def render_cost_plot(records: list[Record], stem: str = "quality_vs_cost") -> by
     experiment = ", ".join(distinct(records, "experiment"))
     fig, axes = _figure(len(by_unit), f"Quality vs {x_label}{': ' + experiment if experiment else ''}")
     methods_seen: set[str] = set()
+    apart = False   # whether any panel draws a hollow (off-front) point
     to_label: list[tuple[Axes, list[tuple[float, float, str]]]] = []
     for ax, ((task, src, tgt), rows) in zip(axes, by_unit.items()):
-        key, y_label, scale = QUALITY.get(task, QUALITY["mt"])
-        points = [(get_cost(r), metric(r, key), r) for r in rows]
-        points = [(x, y, r) for x, y, r in points if x is not None and y is not None]
+        _, y_label, scale = QUALITY.get(task, QUALITY["mt"])
+        shown = [r for r in rows if get_cost(r) is not None and quality(r) is not None]
         ax.set_title(f"{task}: {direction(src, tgt)}", fontsize=11)
         ax.set_ylabel(y_label)
         ax.set_xlabel(x_label)
         ax.grid(True, alpha=0.3)
-        if not points:
+        if not shown:
             ax.text(0.5, 0.5, f"no arm has both {y_label} and {x_label}", ha="center", transform=ax.transAxes)
             continue
+        known = [get_cost(r) for r in shown if get_cost(r) is not UNKNOWN]
+        column = _cost_axis(ax, known, unknown=len(known) < len(shown))
+        points = [(column if get_cost(r) is UNKNOWN else get_cost(r), quality(r), r) for r in shown]
         for x, y, r in points:
             methods_seen.add(method(r))
-            ax.scatter(x, y, s=36, color=METHOD_COLORS.get(method(r), "tab:purple"), zorder=3)
-        front = [points[i] for i in pareto_front([(x, y) for x, y, _ in points])]
-        ax.step([x for x, _, _ in front], [y for _, y, _ in front], where="post", ls="--", lw=1, color="0.35",
-                zorder=2)
-        ax.scatter([x for x, _, _ in front], [y for _, y, _ in front], s=110, facecolors="none",
-                   edgecolors="0.2", lw=1, zorder=4)
-        _cost_axis(ax, [x for x, _, _ in points])
+            color = METHOD_COLORS.get(method(r), "tab:purple")
+            hollow = get_cost(r) is UNKNOWN or not deployable(r)
+            apart |= hollow
+            ax.scatter(x, y, s=36, zorder=3, lw=1.5, facecolors="none" if hollow else color, edgecolors=color)
+        front = front_points(shown, get_cost)
+        xs, ys = [get_cost(r) for r in front], [quality(r) for r in front]
+        ax.step(xs, ys, where="post", ls="--", lw=1, color="0.35", zorder=2)
+        ax.scatter(xs, ys, s=110, facecolors="none", edgecolors="0.2", lw=1, zorder=4)
         ys = [y for _, y, _ in points]
         span = max(max(ys) - min(ys), 0.05 * scale)  # a lone point or a tight cluster still gets readable ticks
         ax.set_ylim(min(ys) - 0.1 * span, max(ys) + 0.1 * span)  # _label_points raises the top as needed
@@ -161,15 +185,37 @@ def render_cost_plot(records: list[Record], stem: str = "quality_vs_cost") -> by
     handles = [Line2D([], [], marker="o", ls="", color=METHOD_COLORS.get(m, "tab:purple"), label=m)
                for m in sorted(methods_seen, key=lambda m: (rank(m), m))]
     handles.append(Line2D([], [], marker="o", ls="--", color="0.35", mfc="none", label="Pareto front"))
+    if apart:
+        handles.append(Line2D([], [], marker="o", ls="", color="0.35", mfc="none", mew=1.5,
+                              label="hollow: upper bound (oracle) or cost unknown: off the front"))
     # margins in inches, whatever the number of panel rows: legend and note below, the title above
     inch = 1 / fig.get_figheight()
-    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.45 * inch), ncol=len(handles), frameon=False)
+    legend_top = _legend(fig, handles, 0.45 * inch)
     fig.text(0.5, 0.08 * inch, "A PreTTY arm whose prior comes from a trained model\ncarries that model's training cost",
              ha="center", fontsize=8, color="0.35")
-    fig.tight_layout(rect=(0, 0.95 * inch, 1, 1 - 0.1 * inch))
+    fig.tight_layout(rect=(0, legend_top + 0.1 * inch, 1, 1 - 0.1 * inch))
     for ax, labels in to_label:  # after the layout is final: placement works in display pixels
         _label_points(ax, labels)
     return _png(fig)
+
+
+def _legend(fig: Figure, handles: list[Line2D], bottom: float) -> float:
+    """A legend centred above `bottom`, in as few rows as fit the figure's width; returns its top (0-1)."""
+    renderer = fig.canvas.get_renderer()
+    for ncol in range(len(handles), 0, -1):
+        legend = fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, bottom), ncol=ncol,
+                            frameon=False)
+        extent = legend.get_window_extent(renderer)
+        if extent.width <= 0.98 * fig.bbox.width or ncol == 1:
+            return extent.y1 / fig.bbox.height
+        legend.remove()
+    raise AssertionError("unreachable")
+
+
+def arm_colors(arms: list[str]) -> dict[str, tuple[float, float, float, float]]:
+    """A colour per arm, none shared: arms of one method (lora, lora-r64; every PreTTY prior) stay apart."""
+    palette = colormaps["tab10" if len(arms) <= 10 else "tab20"]
+    return {arm: palette(i % palette.N) for i, arm in enumerate(arms)}
 
 
 def render_budget_plot(records: list[Record]) -> bytes | None:
@@ -177,17 +223,24 @@ def render_budget_plot(records: list[Record]) -> bytes | None:
     if len({r.get("budget") for r in records if r.get("budget")}) < 2:
         return None
     by_unit = groups(records)
+    in_order = sorted({r["arm"]: r for r in records}.values(), key=lambda r: (rank(method(r)), r["arm"]))
+    colors = arm_colors([r["arm"] for r in in_order])  # the same arm has the same colour in every panel
     fig, axes = _figure(len(by_unit), "Quality vs data budget")
     for ax, ((task, src, tgt), rows) in zip(axes, by_unit.items()):
-        key, y_label, _ = QUALITY.get(task, QUALITY["mt"])
+        y_label = QUALITY.get(task, QUALITY["mt"])[1]
         lines: dict[str, list[tuple[int, float]]] = {}
         for r in rows:
-            if r.get("budget") and metric(r, key) is not None:
-                lines.setdefault(r["arm"], []).append((r["budget"], metric(r, key)))
-        for arm, points in sorted(lines.items(), key=lambda kv: (rank(kv[0].split("-")[0]), kv[0])):
-            points.sort()
-            ax.plot([b for b, _ in points], [q for _, q in points], marker="o", label=arm,
-                    color=METHOD_COLORS.get(arm.split("-")[0]) if arm.split("-")[0] != "pretty" else None)
+            if r.get("budget") and quality(r) is not None:
+                lines.setdefault(r["arm"], []).append((r["budget"], quality(r)))
+        for r in in_order:
+            if r["arm"] not in lines:
+                continue
+            points = sorted(lines[r["arm"]])
+            upper = not deployable(r)
+            ax.plot([b for b, _ in points], [q for _, q in points], color=colors[r["arm"]],
+                    marker="s" if method(r) == "pretty" else "o", mfc="none" if upper else colors[r["arm"]],
+                    ls=":" if upper else "--" if method(r) == "pretty" else "-",
+                    label=r["arm"] + (" (upper bound)" if upper else ""))
         ax.set_xscale("log", base=2)
         ax.set_title(f"{task}: {direction(src, tgt)}", fontsize=11)
         ax.set_xlabel("data budget (examples per task direction)")

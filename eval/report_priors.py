@@ -9,8 +9,11 @@ from collections import defaultdict
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from eval.records import QUALITY, Record
+from eval.records import QUALITY, Record, deployable
 from eval.tables import Table
+
+
+UPPER = " (upper bound)"
 
 
 def _units(records: list[Record]) -> dict[tuple[str, str, str, str], list[Record]]:
@@ -26,14 +29,15 @@ def _quality(r: Record, task: str) -> float | None:
 
 
 def _curves(rows: list[Record], task: str) -> tuple[dict[str, dict[int, float]], float | None, float | None]:
-    """{prior source: {k: quality}} with k = 0 taken from the base arm when no k = 0 arm was run; base; sft."""
+    """{prior source: {k: quality}} with k = 0 taken from the base arm when no k = 0 arm was run; base; sft.
+    An upper bound's source (an oracle prior, or one that says it is not deployable) is named so."""
     base = next((_quality(r, task) for r in rows if r.get("method") == "base"), None)
     sft = next((_quality(r, task) for r in rows if r.get("arm") == "sft"), None)
     curves: dict[str, dict[int, float]] = defaultdict(dict)
     for r in rows:
         prior, q = r.get("prior") or {}, _quality(r, task)
         if r.get("method") == "pretty" and prior.get("source") and q is not None:
-            curves[prior["source"]][int(prior.get("k", 0))] = q
+            curves[prior["source"] + ("" if deployable(r) else UPPER)][int(prior.get("k", 0))] = q
     for points in curves.values():
         if 0 not in points and base is not None:
             points[0] = base
@@ -59,8 +63,7 @@ def recovery_tables(records: list[Record]) -> list[Table]:
         title = f"{_where(task, src, tgt, experiment, many)}: {label} as % of SFT's ({sft:.3g})"
         if base is not None:
             title += f"; base = {100 * base / sft:.0f}%"
-        rows_out = [[source + (" (upper bound)" if source == "oracle" else "")]
-                    + [f"{100 * points[k] / sft:.0f}%" if k in points else "" for k in ks]
+        rows_out = [[source] + [f"{100 * points[k] / sft:.0f}%" if k in points else "" for k in ks]
                     for source, points in curves.items()]
         tables.append(Table(title, ["prior"] + [f"k={k}" for k in ks], rows_out))
     return tables
@@ -89,8 +92,7 @@ def render_k_plot(records: list[Record]) -> bytes | None:
         for i, (source, points) in enumerate(curves.items()):
             ks = sorted(points)
             ax.plot(ks, [points[k] for k in ks], marker="o", markersize=max(3, 9 - 1.5 * i), color=color[source],
-                    ls="--" if source == "oracle" else "-",
-                    label=f"prior: {source}" + (" (upper bound)" if source == "oracle" else ""))
+                    ls="--" if source.endswith(UPPER) else "-", label=f"prior: {source}")
         if sft is not None:
             ax.axhline(sft, color="black", lw=1, alpha=0.6, label="SFT arm")
         if base is not None:

@@ -22,7 +22,8 @@ from sacrebleu.significance import PairedTest, estimate_ci
 
 from eval.conductivity import answered
 from eval.pos import score_tagging
-from eval.records import Record, cost, label
+from eval.records import (Record, by_experiment, cost, deployable, label, method, reference_arm,
+                           training_cost_known)
 
 RESAMPLES = 1000
 SEED = 12345  # sacreBLEU's default seed, so both tasks resample alike
@@ -111,24 +112,27 @@ class BreakEven:
 
 
 def break_even(rows: list[Record]) -> list[BreakEven]:
-    """Every training arm against every deployable PreTTY arm that did not itself pay for that training."""
-    base = next((r for r in rows if r.get("method") == "base"), None)
-    if base is None or not cost(base, "eval_wall_s") or not base.get("n_items"):
-        return []
-    base_per_item = cost(base, "eval_wall_s") / base["n_items"]
+    """Within each experiment, every training arm against every deployable PreTTY arm that did not itself pay
+    for that training, the per-item overhead timed against that experiment's own base arm. Arms whose training
+    cost is unknown have nothing to weigh and are left out, as are upper bounds (oracle priors)."""
     out = []
-    for t in rows:
-        if t.get("method") in ("base", "pretty") or not cost(t, "train_device_s"):
+    for members in by_experiment(rows).values():
+        base = reference_arm(members)
+        if base is None or method(base) != "base" or not cost(base, "eval_wall_s") or not base.get("n_items"):
             continue
-        for p in rows:
-            if p.get("method") != "pretty" or not p.get("n_items") or cost(p, "eval_wall_s") is None:
+        base_per_item = cost(base, "eval_wall_s") / base["n_items"]
+        weighed = [r for r in members if deployable(r) and training_cost_known(r)]
+        for t in weighed:
+            if method(t) in ("base", "pretty") or not cost(t, "train_device_s"):
                 continue
-            if (p.get("prior") or {}).get("source") == "oracle":
-                continue  # reads the reference: an upper bound, never deployed, so never a cost to weigh
-            own = cost(p, "train_device_s") or 0.0
-            if own >= cost(t, "train_device_s"):
-                continue  # a prior from that very training (or a dearer one) never pays back
-            extra = cost(p, "eval_wall_s") / p["n_items"] - base_per_item
-            paid = cost(t, "train_device_s") - own
-            out.append(BreakEven(label(t), label(p), paid, extra, paid / extra if extra > 0 else math.inf))
+            for p in weighed:
+                if method(p) != "pretty" or not p.get("n_items") or cost(p, "eval_wall_s") is None:
+                    continue
+                own = cost(p, "train_device_s") or 0.0
+                if own >= cost(t, "train_device_s"):
+                    continue  # a prior from that very training (or a dearer one) never pays back
+                extra = cost(p, "eval_wall_s") / p["n_items"] - base_per_item
+                paid = cost(t, "train_device_s") - own
+                items = paid / extra if extra > 0 else math.inf
+                out.append(BreakEven(label(t), label(p), paid, extra, items))
     return out

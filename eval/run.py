@@ -12,16 +12,21 @@ from functools import lru_cache
 from pathlib import Path
 
 from align import priors as prior_sources
-from core.config import BaseArm, ExperimentConfig, LoraArm, PretrainArm, PrettyArm, SftArm
+from core.config import TRAINED, BaseArm, ExperimentConfig, LoraArm, PretrainArm, PrettyArm, SftArm
 from core.errors import UserError
 from core.io import atomic_write_json, atomic_write_jsonl, git_revision, hash_weights, read_jsonl
 from core.ledger import Cost
 from core.models import load_model, load_tokenizer, resolve
+from core.provenance import PROTOCOL, is_current, protocol_of, stamp
 from eval.conductivity import MEASURED, score_conductivity
 from eval.generate import Generation, generate
 from eval.knowledge import best_options, letter_picks, option_scores, score_choices
 from eval.mt import score_translations
 from eval.pos import score_tagging
+
+
+TRAINING_FIELDS = ("train_examples", "train_tokens", "train_flops", "train_wall_s", "train_device_s",
+                   "train_peak_mem_mb")
 
 
 def _weights(path: str, **extra) -> dict:
@@ -37,7 +42,25 @@ def _train_record(run_dir: Path, arm_name: str) -> dict:
     path = run_dir / "checkpoints" / arm_name / "train.json"
     if not path.is_file():
         raise UserError(f"{path}: arm {arm_name!r} has no complete checkpoint; run its training first")
-    return json.loads(path.read_text())
+    rec = json.loads(path.read_text())
+    if not is_current(rec):
+        raise UserError(f"{path}: checkpoint written under protocol {protocol_of(rec)}, this code computes protocol "
+                        f"{PROTOCOL}; run the train stage (it trains the arm again)")
+    return rec
+
+
+def _read_record(path: Path) -> dict | None:
+    """A result record, or None (with a message) when the file does not parse: it is evaluated again."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        print(f"[eval] {path}: unreadable record ({e}): evaluating again", flush=True)
+        return None
+
+
+def unknown_training_cost() -> Cost:
+    """A model whose training is not known here (no train.json beside it): null, never zero (fairness rule 3)."""
+    return Cost(**dict.fromkeys(TRAINING_FIELDS))
 
 
 def _record_beside(path: str) -> dict:
@@ -54,6 +77,7 @@ class Evaluator:
         self._base_model = None
         self._trained: dict[str, tuple] = {}        # weights path -> (model, tokenizer, weights, cost)
         self._tokens_by_lang: dict[str, dict] = {}   # weights path -> training tokens by language
+        self._warm: set[int] = set()                  # models that have run their warm-up batch
         self.test = read_jsonl(run_dir / "data" / "test.jsonl")
         self.train = read_jsonl(run_dir / "data" / "train.jsonl")
         self.git_rev = git_revision()
@@ -71,9 +95,41 @@ class Evaluator:
 
     def _load_other(self, name: str):
         """A model from outside this run. A checkpoint of another run brings its training cost (train.json
-        beside it); any other model's training cost is unknown here and charged as zero."""
+        beside it); any other model's training cost is unknown here, and recorded as unknown (never as zero)."""
         path = resolve(name)
-        return self._load(path, _record_beside(path))
+        model, tok, weights, cost = self._load(path, _record_beside(path))
+        return model, tok, weights, self._outside_cost(path)
+
+    def _outside_cost(self, path: str) -> Cost:
+        """The training cost behind a model from outside this run: its train.json's, nothing for the experiment's
+        own base model (every arm starts from it), else unknown."""
+        if path == self.base_path:
+            return Cost()
+        rec = _record_beside(path)
+        return Cost.from_dict(rec["cost"]) if rec.get("cost") else unknown_training_cost()
+
+    def _prior_model(self, arm: PrettyArm):
+        """(model, tokenizer) of a model prior, loaded once (and before any clock starts)."""
+        if arm.prior in ("sft", "lora"):
+            return self._load_trained(arm.from_arm)[:2]
+        path = resolve(arm.task_model)
+        return self._load(path, _record_beside(path))[:2]
+
+    def _warm_up(self, model, tok, prompts: list[str]) -> None:
+        """One batch through each model before timing (first-call allocations, the newline-id table)."""
+        if id(model) in self._warm:
+            return
+        generate(model, tok, prompts[: self.cfg.eval.batch_size], max_new_tokens=2,
+                 batch_size=self.cfg.eval.batch_size, desc="warm-up")
+        self._warm.add(id(model))
+
+    def _training_seed(self, arm) -> int | None:
+        """The seed of the training behind an arm's weights (a PreTTY arm's: its prior arm's); None without."""
+        if getattr(arm, "from_arm", None):
+            arm = self.cfg.arm(arm.from_arm)
+        if arm.method not in TRAINED:
+            return None
+        return self.cfg.seed if arm.seed is None else arm.seed
 
     def _load(self, path: str, rec: dict):
         """Each checkpoint is loaded once, however many tasks, directions and prior arms use it; `rec` is its
@@ -93,7 +149,7 @@ class Evaluator:
         return model, tok, weights, Cost.from_dict(cost)  # a fresh ledger: evaluation adds its own time to it
 
     def run(self, arm_names: list[str] | None = None) -> list[dict]:
-        arms = [self.cfg.arm(n) for n in arm_names] if arm_names else self.cfg.arms
+        arms = [self.cfg.arm(n) for n in arm_names] if arm_names else self.cfg.arm_runs()
         for arm in arms:
             for task, direction in self.cfg.tasks.units():
                 self.evaluate(arm, task, direction)
@@ -105,8 +161,11 @@ class Evaluator:
     def evaluate(self, arm, task: str, direction: str) -> dict | None:
         path = self.record_path(arm.name, task, direction)
         if path.is_file():
-            old = json.loads(path.read_text())
-            if old.get("config_hash") == self.cfg.hash() and self._still_current(old):
+            old = _read_record(path)
+            if old is not None and not is_current(old):
+                print(f"[eval] {arm.name} {task} {direction}: record written under protocol {protocol_of(old)}, "
+                      f"this code computes protocol {PROTOCOL}: evaluating again", flush=True)
+            elif old is not None and old.get("config_hash") == self.cfg.hash() and self._still_current(old):
                 print(f"[eval] {arm.name} {task} {direction}: kept {path}", flush=True)
                 return old
         if isinstance(arm, PrettyArm) and arm.prior == "dictionary" and task != "mt":
@@ -124,8 +183,9 @@ class Evaluator:
             return None
         prompts = [r["prompt"] for r in items]
         refs = [r["tgt"] for r in items]
-        start = time.time()
         prior, cost, model_priors, probe = None, Cost(), None, None
+        # Loading, one-off tables and a warm-up batch happen before the clock starts (fairness rule 6): the
+        # per-item time is what break-even charges a training-free arm on every item.
         if task == "conductivity":
             model, tok, weights, cost, probe = self._probe(arm, tgt)
         elif isinstance(arm, BaseArm) and arm.model:
@@ -136,12 +196,18 @@ class Evaluator:
             model, tok, weights, cost = self._load_trained(arm.name)
         elif isinstance(arm, PrettyArm):
             model, tok = self.base_model, self.tok
+        else:
+            raise UserError(f"arm {arm.name!r}: method {arm.method!r} has no evaluation")
+        self._warm_up(model, tok, prompts)
+        if isinstance(arm, PrettyArm) and arm.prior in ("sft", "lora", "task_model"):
+            self._warm_up(*self._prior_model(arm), prompts)
+        start = time.time()
+        if isinstance(arm, PrettyArm):
             model_priors = self._priors(arm, task, direction, items)
             cost = model_priors.cost
             weights = _weights(self.base_path, prior=model_priors.weights)
-            prior = {"source": arm.prior, "k": arm.k, "from_arm": arm.from_arm, "note": model_priors.note}
-        else:
-            raise UserError(f"arm {arm.name!r}: method {arm.method!r} has no evaluation")
+            prior = {"source": arm.prior, "k": arm.k, "from_arm": arm.from_arm, "note": model_priors.note,
+                     "chars_mean": model_priors.chars_mean}
         desc = f"{arm.name} {task} {direction}"
         if task == "knowledge":
             n_options = [len(r["options"]) for r in items]
@@ -174,8 +240,9 @@ class Evaluator:
             items, gens = [items[i] for i in measured], [gens[i] for i in measured]
             hyps, refs = [hyps[i] for i in measured], [refs[i] for i in measured]
         record = {
+            **stamp(self.cfg.model.dtype),
             "experiment": self.cfg.name, "arm": arm.name, "method": arm.method, "task": task, "src": src, "tgt": tgt,
-            "budget": self.cfg.data.budget,
+            "family": self.cfg.family(arm.name), "seed": self._training_seed(arm), "budget": self.cfg.data.budget,
             "metrics": score["metrics"], "signatures": score.get("signatures", {}), "n_items": len(items),
             # every output and reference: the report's bootstrap CIs and significance tests need them
             "per_item": score["per_item"] | {"output": hyps, "reference": refs} | {"id": [r["id"] for r in items]},
@@ -199,7 +266,7 @@ class Evaluator:
         rec = _train_record(self.run_dir, task.probe_name(arm.name, lang))
         model, tok, weights, _ = self._load(rec["model_dir"], rec)
         if isinstance(arm, BaseArm):
-            own = Cost.from_dict(_record_beside(resolve(arm.model)).get("cost") or {}) if arm.model else Cost()
+            own = self._outside_cost(resolve(arm.model)) if arm.model else Cost()
         else:
             own = Cost.from_dict(_train_record(self.run_dir, arm.name)["cost"])
         probe = {"from_arm": arm.name, "places": task.places or "all", "paraphrases": task.paraphrases or "all",
@@ -219,6 +286,7 @@ class Evaluator:
         train = [r for r in self.train if r["task"] == task and (task != "mt" or r["direction"] == direction)]
         kwargs = {"prompts": [r["prompt"] for r in items], "sources": [r["src"] for r in items],
                   "src_lang": direction.split("-")[0], "train_targets": [r["tgt"] for r in train],
+                  "train_prompts": [r["prompt"] for r in train],
                   "train_pairs": [(r["src"], r["tgt"]) for r in train], "batch_size": self.cfg.eval.batch_size,
                   "dictionary_path": arm.dictionary_path, "n_words": arm.n_words}
         if arm.prior in ("sft", "lora"):
@@ -227,10 +295,10 @@ class Evaluator:
                        "model_loader": lambda: self._load_trained(arm.from_arm)[:2]}
         elif arm.prior == "task_model":
             path = resolve(arm.task_model)
-            # an outside model's training cost is not known here: it is charged as zero, and the report says so
-            kwargs |= {"train_cost": Cost(), "weights": _weights(path) if Path(path).is_dir() else {"path": path},
-                       "model_loader": lambda: (load_model(path, self.cfg.model.dtype, self.cfg.model.trust_remote_code),
-                                                load_tokenizer(path, self.cfg.model.trust_remote_code))}
+            # its train.json's cost where it has one, else unknown (never zero: fairness rule 3)
+            kwargs |= {"train_cost": self._outside_cost(path),
+                       "weights": _weights(path) if Path(path).is_dir() else {"path": path},
+                       "model_loader": lambda: self._prior_model(arm)}
         return prior_sources.SOURCES[arm.prior](self.tok, [r["tgt"] for r in items], arm.k, **kwargs)
 
     def _log(self, arm, task: str, direction: str, record: dict, items: list[dict], gens) -> None:
@@ -255,10 +323,10 @@ class Evaluator:
     def gather(self) -> list[dict]:
         """results.jsonl = every record of this config, in config order (rewritten atomically)."""
         records = []
-        for arm in self.cfg.arms:
+        for arm in self.cfg.arm_runs():
             for task, direction in self.cfg.tasks.units():
                 path = self.record_path(arm.name, task, direction)
-                if path.is_file():
-                    records.append(json.loads(path.read_text()))
+                if path.is_file() and (record := _read_record(path)) is not None:
+                    records.append(record)
         atomic_write_jsonl(self.run_dir / "results.jsonl", records)
         return records

@@ -39,7 +39,11 @@ def train_record(run: Path, arm: str) -> dict:
 
 
 def test_pretraining_arms_stop_at_exactly_the_tokens_sft_saw(experiment):
+    """On two ranks with an odd budget (15 examples, batch 4): SFT trains on each example exactly once (no
+    repeats to even out the ranks), and cpt/mixed on exactly those tokens."""
     sft = train_record(experiment, "sft")["cost"]["train_tokens"]
+    assert train_record(experiment, "sft")["cost"]["train_device_s"] == pytest.approx(
+        2 * train_record(experiment, "sft")["cost"]["train_wall_s"])   # two ranks trained
     manifest = json.loads((experiment / "data" / "manifest.json").read_text())
     for arm, langs in (("cpt", {"de"}), ("mixed", {"en", "de", "fr"})):
         rec = train_record(experiment, arm)
@@ -77,7 +81,7 @@ def _losses(run: Path, arm: str) -> dict[int, float]:
 
 def test_sigkilled_training_resumes_to_the_same_model(tmp_path, tiny_model):
     overrides = ["arms=[{method: cpt, langs: [de], batch_size: 4, max_length: 32, logging_steps: 1, save_steps: 3, "
-                 "learning_rate: 1.0e-3}]", "data.token_budget=3000"]
+                 "learning_rate: 1.0e-3}]", "data.token_budget=3000", "deepspeed.num_gpus=1"]
     cmd = lambda out: [sys.executable, "cli.py", "run", CONFIG, f"output_dir={out}", *overrides, "--stage", "train"]
     whole = subprocess.run(cmd(tmp_path / "whole"), cwd=REPO, env=env(), capture_output=True, text=True, timeout=900)
     assert whole.returncode == 0, whole.stderr[-3000:]

@@ -138,13 +138,14 @@ def _from(tok, task, task_tok, prompts, k, **kwargs):
 
 def test_task_model_text_is_retokenized_for_the_base(tok, char_model_dir):
     char_tok = load_tokenizer(char_model_dir)
-    answers = {"P1": " Und Gott sprach zu Mose und Aaron", "P2": " 神说：要有光", "P3": " Amen\nEnglish: Amen",
+    answers = {"P1": " Und Gott sprach zu Mose und Aaron", "P2": " 神说要有光", "P3": " Amen\nEnglish: Amen",
                "P4": "\nEnglish: ...", "P5": ""}
     p = _from(tok, Scripted(char_tok, answers), char_tok, list(answers), 4, train_cost=Cost(train_examples=7))
-    assert p.ids[0] == priors.text_prior(tok, answers["P1"], 4) and tok.decode(p.ids[0]) == " Und Gott sprach zu"
-    # no spaces to cut at; the base's byte pieces may end inside a character, as its own tokenization would
-    assert p.ids[1] == priors.text_prior(tok, answers["P2"], 4)
-    assert p.ids[2] == priors.text_prior(tok, "Amen", 4) and len(p.ids[2]) < 4   # the answer is shorter than k
+    assert p.ids[0] == priors.text_prior(tok, answers["P1"], 4, "P1")
+    assert tok.decode(p.ids[0]) == " Und Gott sprach zu"
+    # no spaces to cut at; k counts whole characters, however many byte pieces each takes
+    assert p.ids[1] == priors.text_prior(tok, answers["P2"], 4, "P2") and tok.decode(p.ids[1]) == " 神说要有"
+    assert p.ids[2] == priors.text_prior(tok, "Amen", 4, "P3") and len(p.ids[2]) < 4   # the answer is shorter than k
     assert p.ids[3] == [] and p.ids[4] == []   # no answer, no prior
     assert p.cost.train_examples == 7 and p.cost.extra_model_calls_per_item == 1 and p.weights == {"path": "task"}
 
@@ -167,10 +168,10 @@ def test_task_model_checkpoint_with_another_tokenizer(tok, char_model_dir):
     p = _from(tok, task, char_tok, prompts, k)
     written = [g.text for g in generate(task, char_tok, prompts, max_new_tokens=80, batch_size=1, stop_at_newline=False)]
     vocab = set(tok.get_vocab().values())
-    for ids, text in zip(p.ids, written):
-        assert len(ids) <= k and set(ids) <= vocab
+    for ids, text, prompt in zip(p.ids, written, prompts):
+        assert len(priors.text_piece_ends(tok, ids)) <= k and set(ids) <= vocab
         # the start of the base tokenization of the task model's answer
-        assert ids == priors.text_prior(tok, text.split("\n")[0], len(ids))
+        assert ids == priors.text_prior(tok, text.split("\n")[0], 1000, prompt)[:len(ids)]
     assert sum(map(bool, p.ids)) >= 2
     assert p.cost.extra_decode_steps_per_item > k   # characters: several task tokens per base token
 
@@ -178,5 +179,7 @@ def test_task_model_checkpoint_with_another_tokenizer(tok, char_model_dir):
 def test_same_tokenizer_priors_are_the_model_tokens(tok, model):
     prompts = ["Translate this from English into German:\nEnglish: And God said\nGerman:"]
     p = _from(tok, model, tok, prompts, 3)
-    (g,) = generate(model, tok, prompts, max_new_tokens=3, batch_size=1, stop_at_newline=False)
-    assert p.ids == [g.new_ids[:3]] and p.cost.extra_decode_steps_per_item == len(g.new_ids)
+    (g,) = generate(model, tok, prompts, max_new_tokens=30, batch_size=1, stop_at_newline=False)
+    assert len(priors.text_piece_ends(tok, g.new_ids)) > 3   # the model writes on: its prior stops at 3 pieces
+    assert p.ids == [priors.take_text_pieces(tok, g.new_ids, 3)]
+    assert p.cost.extra_decode_steps_per_item == len(p.ids[0])   # the steps it took, no more

@@ -36,3 +36,9 @@ def test_no_priors_no_section_and_no_plot():
 def test_k_plot_is_a_png():
     png = render_k_plot(RECORDS)
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_a_prior_that_says_it_is_not_deployable_is_an_upper_bound():
+    leaky = rec("pretty-sft-k1", "pretty", 36.0, {"source": "sft", "k": 1, "deployable": False})
+    md = render_recovery([rec("base", "base", 20.0), rec("sft", "sft", 40.0), leaky])
+    assert "| sft (upper bound) | 50% | 90% |" in md

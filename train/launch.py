@@ -6,7 +6,9 @@ Arms train in config order, so an `init_from` arm's first stage is ready before 
 """
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -15,6 +17,7 @@ from pathlib import Path
 import torch
 
 from core.config import ExperimentConfig
+from core.provenance import PROTOCOL, is_current, protocol_of
 from core.tracking import wandb_env
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,8 +47,24 @@ def environment(cfg: ExperimentConfig, run_dir: Path, arm_name: str) -> dict[str
     return env
 
 
+def _current(out: Path) -> bool:
+    """A complete checkpoint of this code's protocol; one of another protocol is removed (with a message), so that
+    it is trained again: its costs (and maybe weights) were computed another way."""
+    record = out / "train.json"
+    if not record.is_file():
+        return False
+    written = json.loads(record.read_text())
+    if is_current(written):
+        return True
+    print(f"[train] {out.name}: checkpoint written under protocol {protocol_of(written)}, this code computes "
+          f"protocol {PROTOCOL}: training it again", flush=True)
+    record.unlink()   # first: a crash while removing the rest leaves an incomplete checkpoint, never a stale one
+    shutil.rmtree(out)
+    return False
+
+
 def _launch(cfg: ExperimentConfig, run_dir: Path, arm_name: str, out_name: str, conductivity: str | None = None) -> None:
-    if (run_dir / "checkpoints" / out_name / "train.json").is_file():
+    if _current(run_dir / "checkpoints" / out_name):
         print(f"[train] {out_name}: complete checkpoint found, not retrained", flush=True)
         return
     cmd = command(cfg, run_dir, arm_name, conductivity)

@@ -17,6 +17,7 @@ from core.io import read_jsonl
 from core.ledger import Cost
 from core.models import load_tokenizer
 from train import trainer as common
+from train.sampler import ExactlyOnceMixin
 
 
 class Collator:
@@ -36,15 +37,26 @@ class Collator:
                 "lang": torch.tensor([r["lang"] for r in rows])}
 
 
+def projected_positions(attention_mask: torch.Tensor) -> torch.Tensor:
+    """The positions a plain causal LM's head projects that are real work. transformers projects every
+    position of the padded batch (logits_to_keep=0); the padding ones are an artefact of batching, not of the
+    method, and would make the count depend on how sequences happen to be batched, so only the non-padding
+    positions are counted (the last real one of each sequence included: its logits are computed, only the
+    shifted loss ignores them)."""
+    return attention_mask.bool()
+
+
 def _trainer_class(ledger: common.Ledger, langs: list[str]):
     from transformers import Trainer
 
-    class PretrainTrainer(Trainer):
+    class PretrainTrainer(ExactlyOnceMixin, Trainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             lang = inputs.pop("lang")
             if model.training:
-                for i, n in zip(lang.tolist(), inputs["attention_mask"].sum(1).tolist()):
+                mask = inputs["attention_mask"]
+                for i, n in zip(lang.tolist(), mask.sum(1).tolist()):
                     ledger.tokens_by_lang[langs[i]] += int(n)
+                ledger.count(mask, projected_positions(mask))
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
     return PretrainTrainer
@@ -55,14 +67,14 @@ def train(cfg: ExperimentConfig, arm: PretrainArm, run_dir: Path, model_path: st
     """Returns the cost and the training tokens of each language, counted from the batches."""
     from transformers import TrainingArguments
 
-    rows = read_jsonl(run_dir / "data" / f"pretrain-{arm.name}.jsonl")
+    rows = read_jsonl(run_dir / "data" / f"pretrain-{cfg.family(arm.name)}.jsonl")   # one stream for every seed
     budget = sum(len(r["input_ids"]) for r in rows)
     dataset = Dataset.from_list([{"input_ids": r["input_ids"], "lang": arm.langs.index(r["lang"])} for r in rows])
     tokenizer = load_tokenizer(model_path, cfg.model.trust_remote_code)
     args = TrainingArguments(**common.common_args(cfg, arm, out_dir), num_train_epochs=1,
                              remove_unused_columns=False)  # keep `lang` for the collator
     model = common.load_model(cfg, model_path)
-    ledger = common.Ledger(model, mean_seq=budget / len(rows), peak_tflops=cfg.report.peak_tflops, langs=arm.langs)
+    ledger = common.Ledger(model, cfg, langs=arm.langs)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     trainer = _trainer_class(ledger, arm.langs)(model=model, args=args, train_dataset=dataset,
                                                  data_collator=Collator(pad), processing_class=tokenizer)

@@ -22,6 +22,7 @@ from core.config import load_config  # noqa: E402
 from core.io import atomic_write_json, hash_weights  # noqa: E402
 from core.ledger import Cost  # noqa: E402
 from core.models import resolve  # noqa: E402
+from core.provenance import stamp  # noqa: E402
 from train import checks, pretrain, sft  # noqa: E402
 from train.trainer import rank  # noqa: E402
 
@@ -86,6 +87,7 @@ def main(argv=None) -> None:
     check = (checks.check_adapter if arm.method == "lora" else checks.check_full)(model_dir, model_path)
     print(f"[{arm.name}] checkpoint check passed: {check}", flush=True)
     atomic_write_json(out / "train.json", {
+        **stamp(cfg.model.dtype), "seed": cfg.seed if arm.seed is None else arm.seed,
         "arm": arm.name, "method": arm.method, "base_model": model_path, "model_dir": str(model_dir),
         "init_from": arm.init_from, "probe_of": probe_of, "weights_sha256": hash_weights(model_dir), "config_hash": cfg.hash(),
         "check": check, "cost": cost.as_dict(), "stage_cost": stage_cost.as_dict(), "tokens_by_lang": tokens_by_lang,

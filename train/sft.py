@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from datasets import Dataset
 
 from core.config import ExperimentConfig, LoraArm, SftArm
@@ -14,6 +15,7 @@ from core.io import read_jsonl
 from core.ledger import Cost
 from core.models import load_tokenizer
 from train import trainer as common
+from train.sampler import ExactlyOnceMixin
 
 
 def _score_completion_positions_only() -> None:
@@ -26,11 +28,44 @@ def _score_completion_positions_only() -> None:
     trl_utils._use_triton = lambda device: device.type == "cpu" or gpu_rule(device)
 
 
+def projected_positions(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The positions TRL's fused LM head (trl.trainer.utils.add_fused_lm_head) projects onto the vocabulary:
+    it drops the last position and shifts the labels left, then, when `compact` (`_use_triton` of the device:
+    CUDA with Triton, and CPU by _score_completion_positions_only), projects only the positions whose next
+    label is not -100, i.e. one per completion token; otherwise it projects every position, of which the
+    non-padding ones are counted (padding is batching's artefact, as for pretraining)."""
+    import trl.trainer.utils as trl_utils
+
+    if trl_utils._use_triton(inputs["labels"].device):
+        return inputs["labels"][:, 1:] != -100
+    return inputs["attention_mask"][:, :-1].bool()
+
+
+def _counting(base, ledger: common.Ledger):
+    """`base` counting each training batch's work into the ledger (from the attention mask: padding-free
+    batches, which have none, are not supported)."""
+
+    class CountingSFTTrainer(base):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if model.training:
+                ledger.count(inputs["attention_mask"], projected_positions(inputs))
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+    return CountingSFTTrainer
+
+
 def lora_config(arm: LoraArm):
     from peft import LoraConfig
 
     return LoraConfig(r=arm.r, lora_alpha=arm.alpha, lora_dropout=arm.dropout, target_modules=arm.target_modules,
                       task_type="CAUSAL_LM")
+
+
+def _trainer_class(base):
+    class Trainer(ExactlyOnceMixin, base):
+        group_by_length = True   # batches of similar length: a third less padding here
+
+    return Trainer
 
 
 def train(cfg: ExperimentConfig, arm: SftArm | LoraArm, run_dir: Path, model_path: str,
@@ -48,13 +83,12 @@ def train(cfg: ExperimentConfig, arm: SftArm | LoraArm, run_dir: Path, model_pat
         max_length=arm.max_length,
         completion_only_loss=True,
         packing=False,
-        train_sampling_strategy="group_by_length",  # batches of similar length: a third less padding here
     )
     _score_completion_positions_only()
     model = common.load_model(cfg, model_path)
-    lengths = [len(ids) + 1 for ids in tokenizer([r["prompt"] + r["completion"] for r in rows]).input_ids]
-    ledger = common.Ledger(model, mean_seq=sum(lengths) / len(lengths), peak_tflops=cfg.report.peak_tflops)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                         peft_config=lora_config(arm) if isinstance(arm, LoraArm) else None)
+    ledger = common.Ledger(model, cfg)
+    trainer_class = _trainer_class(_counting(SFTTrainer, ledger))
+    trainer = trainer_class(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                            peft_config=lora_config(arm) if isinstance(arm, LoraArm) else None)
     ledger.attach(trainer)
     return common.run(trainer, ledger, tokenizer, out_dir, examples=len(rows)), {}

@@ -16,7 +16,8 @@ from transformers import TrainerCallback
 
 from core.config import ExperimentConfig
 from core.io import atomic_write_json
-from core.ledger import Cost, device_peak_flops, peak_memory_mb, training_flops
+from core.ledger import (DTYPE_BITS, Cost, batch_counts, device_peak_flops, peak_memory_mb,
+                         training_flops)
 from core.models import count_parameters, torch_dtype
 
 MARKER = "yarn-rank{rank}.json"
@@ -33,8 +34,8 @@ def common_args(cfg: ExperimentConfig, arm, out_dir: Path) -> dict:
         warmup_steps=arm.warmup_ratio,  # a float in [0, 1) is a share of all steps
         lr_scheduler_type="linear",
         logging_steps=arm.logging_steps,
-        seed=cfg.seed,
-        data_seed=cfg.seed,
+        # the arm's training seed (`seeds:` gives each copy its own): new weights, data order (train/sampler.py)
+        seed=cfg.seed if arm.seed is None else arm.seed,
         deepspeed=json.loads(cfg.deepspeed.path().read_text()),
         use_cpu=not torch.cuda.is_available(),
         bf16=dtype == torch.bfloat16,
@@ -61,33 +62,50 @@ def last_complete_checkpoint(out_dir: Path) -> Path | None:
 
 
 class Ledger(TrainerCallback):
-    """Logs tokens/s and MFU with the Trainer's own logs (so to W&B live) and marks saved checkpoints complete,
-    with this rank's per-language token counts and the training time so far (both restored on resume)."""
+    """Counts what each training batch computed (tokens, LM-head positions, Σs²: see
+    core.ledger.training_flops), logs tokens/s and MFU with the Trainer's own logs (so to W&B live) and marks
+    saved checkpoints complete, with this rank's counts and the training time so far (restored on resume)."""
 
-    def __init__(self, model, mean_seq: float, peak_tflops: float | None, langs: list[str] = ()):
-        """`model`: the model before any adapters are added (its parameters are the N of 6·N·T)."""
-        self.n_params, self.trainable, self.mean_seq = count_parameters(model), 0, mean_seq
+    def __init__(self, model, cfg: ExperimentConfig, langs: list[str] = ()):
+        """`model`: the model before any adapters are added."""
+        self.body_params, self.head_params = weight_split(model)
+        self.n_params, self.trainable = count_parameters(model), 0
         self.layers, self.width = attention_shape(model)
-        self.peak = device_peak_flops(peak_tflops)
-        # counted by a recipe that knows each sequence's language; the same keys on every rank, for the all-reduce
+        self.dtype = torch_dtype(cfg.model.dtype)
+        self.peak = device_peak_flops(self.dtype, cfg.report.peak_tflops)
+        # this rank's, from the batches while training; the same keys on every rank, for the all-reduce
+        self.counts = dict.fromkeys(("tokens", "lm_head_positions", "sum_seq_sq"), 0)
+        # counted by a recipe that knows each sequence's language
         self.tokens_by_lang: dict[str, int] = dict.fromkeys(langs, 0)
         self.earlier_wall_s = 0.0   # training time of the processes before a resume, up to their last checkpoint
-        self._t0 = self._tokens0 = None
+        self._t0 = self._tokens0 = self._counts0 = None
 
     def attach(self, trainer) -> None:
         self.trainable = count_parameters(trainer.model, trainable_only=True)
         trainer.add_callback(self)
 
+    def count(self, attention_mask: torch.Tensor, projected: torch.Tensor) -> None:
+        """One training batch: `projected` marks the non-padding positions the LM head projects."""
+        for key, n in batch_counts(attention_mask, projected).items():
+            self.counts[key] += n
+
     def restore(self, checkpoint: Path) -> None:
         saved = json.loads((checkpoint / MARKER.format(rank=rank())).read_text())
+        if "flops_counts" not in saved:
+            raise RuntimeError(f"{checkpoint} predates the FLOPs counters, so resuming would undercount "
+                               f"them: delete {checkpoint.parent} to train from the start")
         self.tokens_by_lang.update(saved["tokens_by_lang"])
+        self.counts.update(saved["flops_counts"])
         self.earlier_wall_s = saved["train_wall_s"]
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self._t0, self._tokens0 = time.time(), state.num_input_tokens_seen
+        self._t0, self._tokens0, self._counts0 = time.time(), state.num_input_tokens_seen, dict(self.counts)
 
-    def flops(self, tokens: int) -> float:
-        return training_flops(self.n_params, tokens, self.trainable, self.layers, self.width, self.mean_seq)
+    def flops(self, counts: dict[str, int]) -> float:
+        lora = self.trainable if self.trainable < self.n_params else 0   # fewer: adapters on a frozen base
+        return training_flops(self.body_params, self.head_params, counts["tokens"],
+                              counts["lm_head_positions"], counts["sum_seq_sq"], self.layers, self.width,
+                              lora_params=lora)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs is None or self._t0 is None or "loss" not in logs:
@@ -95,8 +113,9 @@ class Ledger(TrainerCallback):
         wall = time.time() - self._t0
         tokens = state.num_input_tokens_seen - self._tokens0
         logs["throughput/tokens_per_s"] = tokens / max(wall, 1e-9)
-        if self.peak:
-            logs["throughput/mfu"] = self.flops(tokens) / (wall * args.world_size * self.peak)
+        if self.peak:   # this rank's (its counts are summed over ranks only at the end)
+            since = {k: n - self._counts0[k] for k, n in self.counts.items()}
+            logs["throughput/mfu"] = self.flops(since) / (max(wall, 1e-9) * self.peak)
         for lang, n in self.tokens_by_lang.items():
             logs[f"tokens/{lang}"] = n  # this rank's
         if state.is_world_process_zero:
@@ -108,13 +127,13 @@ class Ledger(TrainerCallback):
         checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         atomic_write_json(checkpoint / MARKER.format(rank=rank()),
                           {"step": state.global_step, "num_input_tokens_seen": state.num_input_tokens_seen,
-                           "tokens_by_lang": self.tokens_by_lang,
+                           "tokens_by_lang": self.tokens_by_lang, "flops_counts": self.counts,
                            "train_wall_s": self.earlier_wall_s + time.time() - self._t0})
 
 
 def run(trainer, ledger: Ledger, tokenizer, out_dir: Path, examples: int) -> Cost:
     """Train (resuming when a complete checkpoint exists), save model and tokenizer, and return the cost.
-    Token counts by language are summed over ranks on the way."""
+    Token counts by language and the FLOPs counters are summed over ranks on the way."""
     resume = last_complete_checkpoint(out_dir)
     if resume is not None:
         ledger.restore(resume)
@@ -125,12 +144,18 @@ def run(trainer, ledger: Ledger, tokenizer, out_dir: Path, examples: int) -> Cos
     wall = ledger.earlier_wall_s + time.time() - start
     trainer.save_model(str(out_dir / "model"))  # gathers ZeRO-3 shards (stage3_gather_16bit_weights_on_model_save)
     ledger.tokens_by_lang = _sum_over_ranks(ledger.tokens_by_lang)
+    counts = _sum_over_ranks(ledger.counts)
     tokens = int(trainer.state.num_input_tokens_seen)
+    if counts["tokens"] != tokens:   # a batch trained on but not counted (or twice) would misprice FLOPs
+        raise RuntimeError(f"the FLOPs counters saw {counts['tokens']} tokens, the Trainer {tokens}")
     world = trainer.args.world_size
-    flops = ledger.flops(tokens)
+    flops = ledger.flops(counts)
     cost = Cost(train_examples=examples, train_tokens=tokens, train_flops=flops, train_wall_s=wall,
                 train_device_s=wall * world, train_peak_mem_mb=peak_memory_mb(), train_stages=1,
-                train_mfu=flops / (wall * world * ledger.peak) if ledger.peak else None)
+                lm_head_positions=counts["lm_head_positions"], sum_seq_sq=counts["sum_seq_sq"],
+                train_mfu=flops / (wall * world * ledger.peak) if ledger.peak else None,
+                mfu_peak_tflops=ledger.peak / 1e12 if ledger.peak else None,
+                mfu_dtype_bits=DTYPE_BITS.get(ledger.dtype) if ledger.peak else None)
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(str(out_dir / "model"))
         _log_summary(cost, ledger)
@@ -156,6 +181,16 @@ def attention_shape(model) -> tuple[int, int]:
     return c.num_hidden_layers, c.num_attention_heads * heads_dim
 
 
+def weight_split(model) -> tuple[int, int]:
+    """(non-embedding weights N, LM head weights V·d) for the FLOPs count, also under ZeRO-3 (`ds_numel`).
+    The input embedding is a lookup, not a matmul; the head is charged per projected position, so an untied
+    head is left out of N as well, and a tied one is the embedding matrix itself."""
+    size = lambda p: getattr(p, "ds_numel", p.numel())  # noqa: E731
+    embedding, head = model.get_input_embeddings().weight, model.get_output_embeddings().weight
+    matrices = {id(embedding), id(head)}   # one id when tied
+    return sum(size(p) for p in model.parameters() if id(p) not in matrices), size(head)
+
+
 def _sum_over_ranks(counts: dict[str, int]) -> dict[str, int]:
     import torch.distributed as dist
 
@@ -170,5 +205,7 @@ def _log_summary(cost: Cost, ledger: Ledger) -> None:
 
     if wandb.run is not None:
         wandb.run.summary.update({f"cost/{k}": v for k, v in cost.as_dict().items() if v is not None}
-                                 | {"params/total": ledger.n_params, "params/trainable": ledger.trainable}
+                                 | {"params/total": ledger.n_params, "params/trainable": ledger.trainable,
+                                    "params/non_embedding": ledger.body_params,
+                                    "params/lm_head": ledger.head_params}
                                  | {f"tokens/{lang}": n for lang, n in ledger.tokens_by_lang.items()})

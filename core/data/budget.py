@@ -1,6 +1,7 @@
 """Training-data budgets: the same seeded sample on every run, and a guard against train/test leakage."""
 from __future__ import annotations
 
+import math
 import random
 from typing import Sequence, TypeVar
 
@@ -35,3 +36,22 @@ def check_disjoint(train: Sequence[Pair], test: Sequence[Pair]) -> None:
     if shared:
         raise UserError(f"train/test leakage: {len(shared)} test source sentence(s) also in training, "
                         f"e.g. {shared[0].id!r}: {shared[0].src[:60]!r}")
+
+
+def round_sizes(n: int, batch_size: int, world: int) -> list[list[int]]:
+    """Per round (one micro-batch on every rank), each rank's batch size: full rounds first, the shortfall taken
+    from the last rounds, every rank keeping at least one example per round."""
+    if n < world or (batch_size == 1 and n % world):
+        raise ValueError(f"{n} examples cannot be split over {world} ranks in equal numbers of non-empty batches "
+                         f"of at most {batch_size}: use a batch size of 2 or more, or a multiple of {world} examples")
+    rounds = math.ceil(n / (batch_size * world))
+    sizes = [[batch_size] * world for _ in range(rounds)]
+    deficit = rounds * batch_size * world - n
+    for step in reversed(sizes):
+        while deficit and max(step) > 1:
+            rank = max(range(world), key=lambda r: (step[r], r))   # the fullest rank gives one up
+            step[rank] -= 1
+            deficit -= 1
+        if not deficit:
+            break
+    return sizes

@@ -1,0 +1,45 @@
+"""What a result or a checkpoint was computed by, beyond its config: the protocol version of this code's way of
+computing results, the packages that computed them and the resolved dtype.
+
+A code fix changes neither the config hash nor the weights, so without a protocol version an "after" run in the
+same folder would keep the "before" records and checkpoints. Bump PROTOCOL with every change of how results,
+costs or checkpoints are computed: anything written under another version is recomputed, with a message.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
+
+# 1: every record and train.json written before protocols existed (no "protocol" key).
+# 2: exact budgets on any number of ranks, token budget from SFT's epochs, FLOPs by computed work and MFU by the
+#    training dtype's peak, timing without loading or warm-up, unknown costs, k counted over text-carrying pieces
+#    and inside max_new_tokens.
+PROTOCOL = 2
+PACKAGES = ("torch", "transformers", "trl", "peft", "deepspeed", "accelerate", "sacrebleu")
+
+
+@lru_cache(maxsize=1)
+def package_versions() -> dict[str, str | None]:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def stamp(dtype: str) -> dict:
+    """The keys every record and train.json carries; `dtype` as configured ("auto" is resolved here)."""
+    from core.models import torch_dtype
+
+    return {"protocol": PROTOCOL, "versions": package_versions(),
+            "dtype": str(torch_dtype(dtype)).removeprefix("torch.")}
+
+
+def protocol_of(written: dict) -> int:
+    return int(written.get("protocol") or 1)
+
+
+def is_current(written: dict) -> bool:
+    return protocol_of(written) == PROTOCOL

@@ -1,0 +1,84 @@
+"""Results that cannot be stale, timed without set-up, and never charged zero for an unknown training cost
+(fairness rules 3 and 6), through the evaluation stage on the tiny model in-process."""
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+import eval.run as evaluation
+from core.config import load_config
+from core.prepare import prepare
+from core.provenance import PROTOCOL
+from core.sweep import is_finished
+from train.launch import _current
+
+SMOKE = Path("configs/experiments/smoke.yaml")
+
+
+def _run(tmp_path, arms: str):
+    cfg = load_config(SMOKE, [f"output_dir={tmp_path}", "data.test_size=4", "wandb.mode=disabled",
+                              "tasks.mt.test=[{source: bible}]", arms])
+    return cfg, prepare(cfg, SMOKE)
+
+
+@pytest.fixture
+def outside_models(tmp_path, tiny_model):
+    """A copy of the tiny model without train.json (a model from elsewhere) and one with a train.json beside it
+    (another run's checkpoint)."""
+    plain = tmp_path / "elsewhere"
+    shutil.copytree(tiny_model, plain)
+    ckpt = tmp_path / "other-run" / "checkpoints" / "sft"
+    shutil.copytree(tiny_model, ckpt / "model")
+    (ckpt / "train.json").write_text(json.dumps({"method": "sft", "protocol": PROTOCOL, "cost": {
+        "train_examples": 64, "train_tokens": 5000, "train_flops": 1.5e12, "train_wall_s": 100.0,
+        "train_device_s": 100.0, "train_peak_mem_mb": 900.0}}))
+    return plain, ckpt / "model"
+
+
+def test_unknown_training_cost_is_null_and_a_known_one_is_read(tmp_path, outside_models):
+    plain, ckpt = outside_models
+    cfg, run_dir = _run(tmp_path / "runs", f"arms=[{{method: base}}, {{method: base, name: outside, model: {plain}}}, "
+                                           f"{{method: pretty, prior: task_model, task_model: {ckpt}, k: 1}}]")
+    records = {r["arm"]: r for r in evaluation.Evaluator(cfg, run_dir).run()}
+    assert records["base"]["cost"]["train_flops"] == 0                      # the experiment's own base model
+    assert records["outside"]["cost"]["train_flops"] is None                # unknown, not zero
+    assert records["outside"]["cost"]["train_examples"] is None
+    prior = records["pretty-task_model-k1"]["cost"]
+    assert prior["train_tokens"] == 5000 and prior["train_flops"] == 1.5e12  # its train.json's cost, not zero
+
+
+def test_loading_and_warm_up_are_outside_the_clock(tmp_path, monkeypatch):
+    cfg, run_dir = _run(tmp_path / "runs", "arms=[{method: base}]")
+    real = evaluation.load_model
+
+    def slow_load(*args, **kwargs):
+        time.sleep(3)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "load_model", slow_load)
+    start = time.time()
+    (record,) = evaluation.Evaluator(cfg, run_dir).run()
+    assert 0 < record["cost"]["eval_wall_s"] < time.time() - start - 3   # the 3 s of loading are not in it
+
+
+def test_records_and_checkpoints_of_another_protocol_are_recomputed(tmp_path, capsys):
+    cfg, run_dir = _run(tmp_path / "runs", "arms=[{method: base}]")
+    (record,) = evaluation.Evaluator(cfg, run_dir).run()
+    assert record["protocol"] == PROTOCOL and record["versions"]["torch"] and record["dtype"] == "float32"
+    path = run_dir / "results" / "base.mt.en-de.json"
+    path.write_text(json.dumps(record | {"protocol": 1, "metrics": {"chrf": 99.0}}))
+    (again,) = evaluation.Evaluator(cfg, run_dir).run()
+    assert "protocol 1" in capsys.readouterr().out and again["metrics"]["chrf"] == record["metrics"]["chrf"]
+
+    (run_dir / "report.md").write_text("")
+    assert is_finished(cfg)
+    path.write_text(json.dumps(again | {"protocol": 1}))
+    evaluation.Evaluator(cfg, run_dir).gather()
+    assert not is_finished(cfg)                                            # a sweep runs this point again
+
+    stale = run_dir / "checkpoints" / "sft"
+    (stale / "model").mkdir(parents=True)
+    (stale / "train.json").write_text(json.dumps({"cost": {}}))            # written before protocols existed
+    assert not _current(stale) and not stale.exists()
