@@ -23,10 +23,12 @@ from core.errors import UserError
 def cmd_run(args) -> None:
     from core.config import load_config
 
-    run_experiment(load_config(args.config, args.overrides), Path(args.config), args.stage)
+    run_experiment(load_config(args.config, args.overrides), Path(args.config), args.stage, args.split)
 
 
-def run_experiment(cfg, config_path: Path, stage: str = "all") -> Path:
+def run_experiment(cfg, config_path: Path, stage: str = "all", split: str = "test") -> Path:
+    """`split`: evaluate and report on test (the run directory) or on dev (its dev/ folder: every choice made
+    before the test, e.g. a task format or a threshold, is made there)."""
     from core.prepare import prepare
 
     run_dir = prepare(cfg, config_path)
@@ -38,9 +40,12 @@ def run_experiment(cfg, config_path: Path, stage: str = "all") -> Path:
     if stage in ("all", "eval"):
         from eval.run import Evaluator
 
-        Evaluator(cfg, run_dir).run()
+        Evaluator(cfg, run_dir, split).run()
     if stage in ("all", "eval", "report"):
-        _report(run_dir, cfg)
+        if split == "test":
+            _report(run_dir, cfg)
+        else:
+            _report(run_dir / split, cfg, name=f"report-{split}")
     return run_dir
 
 
@@ -67,7 +72,7 @@ def cmd_sweep(args) -> None:
     _report(Path(args.output_dir) / spec.name)
 
 
-def _report(run_dir: Path, cfg=None, usd_per_device_hour: float | None = None) -> None:
+def _report(run_dir: Path, cfg=None, usd_per_device_hour: float | None = None, name: str = "report") -> None:
     from eval.report import build_report
 
     price = usd_per_device_hour or (cfg.report.usd_per_device_hour if cfg is not None else None)
@@ -79,7 +84,7 @@ def _report(run_dir: Path, cfg=None, usd_per_device_hour: float | None = None) -
         from core.tracking import init_run, table_key
         import wandb
 
-        run = init_run(cfg, run_dir, "report", "report")
+        run = init_run(cfg, run_dir, name, "report")
         run.log({table_key(run.id, name, i): table.wandb() for i, (name, table) in enumerate(tables.items())})
         art = wandb.Artifact(f"{cfg.name}-report", type="report")
         for p in paths.values():
@@ -112,6 +117,9 @@ def main(argv=None) -> int:
     r.add_argument("overrides", nargs="*", help="key=value overrides of config fields, e.g. data.budget=64 arms.1.epochs=2")
     r.add_argument("--stage", choices=["all", "prepare", "train", "eval", "report"], default="all",
                    help="run only this stage, after prepare (each stage reads the files the earlier ones wrote)")
+    r.add_argument("--split", choices=["test", "dev"], default="test",
+                   help="evaluate and report on the test split (default) or on the dev split, into RUN_DIR/dev/: "
+                   "make every choice (a format, a threshold, the best arm) on dev, then touch test once")
     r.set_defaults(func=cmd_run)
     sw = sub.add_parser("sweep", help="run a grid of experiments (configs/sweeps/*.yaml)",
                         description="Expand a sweep file into experiments and run them one after another; "

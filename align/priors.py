@@ -3,9 +3,11 @@
 Every source returns, per test item, the token ids of k pieces of the answer in the *base* model's tokenizer,
 plus what it cost and how many characters of text the prior holds. k counts pieces that carry text
 (`take_text_pieces`): Gemma writes " 这是一个" as ['▁', '这是一个'] and " 1984" as ['▁', '1', '9', ...], so a bare
-'▁' would be a whole prior of k = 1 in Chinese and nothing of one in German. Priors that are text (a
-reference, another tokenizer's output) are tokenized as TRL tokenizes training rows: prompt and completion
-(" " + text) together, the completion being the ids after the prompt's own.
+'▁' would be a whole prior of k = 1 in Chinese and nothing of one in German. A task may count other units
+(`units`, a counter with `TextPieces`' interface): a POS answer in word/TAG pairs counts tags
+(`eval.pos.TagPairs`: k = 2 is " The/DET cat/NOUN", the words copied from the prompt around the tags).
+Priors that are text (a reference, another tokenizer's output) are tokenized as TRL tokenizes training rows:
+prompt and completion (" " + text) together, the completion being the ids after the prompt's own.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from core.ledger import Cost
+from core.pieces import TextPieces, take_text_pieces, text_piece_ends
 from core.prompts import translation_completion
 
 
@@ -34,44 +37,6 @@ class Priors:
 def _priors(tok, ids: list[list[int]], *args, **kwargs) -> Priors:
     chars = [len(tok.decode(i, skip_special_tokens=True).strip()) for i in ids]
     return Priors(ids, *args, **kwargs, chars=chars)
-
-
-def _visible(text: str) -> int:
-    return sum(not c.isspace() for c in text)
-
-
-class TextPieces:
-    """Counts the text-carrying pieces of a growing id sequence, fed the whole sequence after each new id.
-    A piece carries text when the decoded sequence gains a visible (non-whitespace) character: a whitespace
-    piece goes with the next one, and the byte pieces of one character count once, when the character is
-    complete (an unfinished one decodes to a trailing U+FFFD)."""
-
-    def __init__(self, tok):
-        self.tok, self.ends, self._seen = tok, [], 0   # ends: the sequence length at which each piece ends
-
-    def add(self, ids) -> None:
-        text = self.tok.decode(ids, skip_special_tokens=True)
-        if not text.endswith("\ufffd") and _visible(text) > self._seen:
-            self.ends.append(len(ids))
-            self._seen = _visible(text)
-
-
-def text_piece_ends(tok, ids: list[int], k: int | None = None) -> list[int]:
-    """The end (exclusive index) of each of the first k (default: all) text-carrying pieces of `ids`."""
-    counter = TextPieces(tok)
-    for j in range(1, len(ids) + 1):
-        if k is not None and len(counter.ends) >= k:
-            break
-        counter.add(ids[:j])
-    return counter.ends
-
-
-def take_text_pieces(tok, ids: list[int], k: int) -> list[int]:
-    """The ids of the first k pieces that carry text; all of `ids` when they hold fewer."""
-    if k == 0:
-        return []
-    ends = text_piece_ends(tok, ids, k)
-    return list(ids[:ends[-1]]) if len(ends) == k else list(ids)
 
 
 def completion_ids(tok, prompts: list[str | None], completions: list[str]) -> tuple[list[list[int]], int]:
@@ -94,17 +59,29 @@ def completion_ids(tok, prompts: list[str | None], completions: list[str]) -> tu
     return out, fallbacks
 
 
-def text_priors(tok, texts: list[str], k: int,
-                prompts: list[str] | None = None) -> tuple[list[list[int]], int]:
-    """The first k text-carrying pieces of each text read as the completion of its prompt; empty text gives
-    no prior. Also the number of texts tokenized without their prompt (see `completion_ids`)."""
+def take_units(tok, ids: list[int], k: int, units=TextPieces) -> list[int]:
+    """The ids of the first k units (by default pieces that carry text); all of `ids` when they hold fewer."""
+    if units is TextPieces or k == 0:
+        return take_text_pieces(tok, ids, k)
+    counter = units(tok)
+    for j in range(1, len(ids) + 1):
+        if len(counter.ends) >= k:
+            break
+        counter.add(ids[:j])
+    return list(ids[:counter.ends[k - 1]]) if len(counter.ends) >= k else list(ids)
+
+
+def text_priors(tok, texts: list[str], k: int, prompts: list[str] | None = None,
+                units=TextPieces) -> tuple[list[list[int]], int]:
+    """The first k units (text-carrying pieces) of each text read as the completion of its prompt; empty text
+    gives no prior. Also the number of texts tokenized without their prompt (see `completion_ids`)."""
     texts = [t.strip() for t in texts]
     keep = [i for i, t in enumerate(texts) if t and k > 0]
     ids, fallbacks = completion_ids(tok, [prompts[i] if prompts else None for i in keep],
                                     [translation_completion(texts[i]) for i in keep])
     out: list[list[int]] = [[] for _ in texts]
     for i, c in zip(keep, ids):
-        out[i] = take_text_pieces(tok, c, k)
+        out[i] = take_units(tok, c, k, units)
     return out, fallbacks
 
 
@@ -117,16 +94,19 @@ def _fallback_note(fallbacks: int, n: int, what: str = "items") -> str:
     return f"; {fallbacks}/{n} {what} tokenized apart from their prompt" if fallbacks else ""
 
 
-def oracle(tok, references: list[str], k: int, prompts: list[str] | None = None, **_) -> Priors:
-    ids, fallbacks = text_priors(tok, references, k, prompts)
+def oracle(tok, references: list[str], k: int, prompts: list[str] | None = None, units=TextPieces, **_) -> Priors:
+    ids, fallbacks = text_priors(tok, references, k, prompts, units)
     return _priors(tok, ids, note="oracle: first reference tokens - an upper bound, not a deployable result"
                    + _fallback_note(fallbacks, len(references)))
 
 
 def frequent(tok, references: list[str], k: int, train_targets: list[str],
-             train_prompts: list[str] | None = None, **_) -> Priors:
+             train_prompts: list[str] | None = None, units=TextPieces, words: list[list[str]] | None = None,
+             prompts: list[str] | None = None, **_) -> Priors:
     """The most frequent first-k pieces of the budget's target sides (after their own prompts): one prior for
-    every item."""
+    every item. Counted in tag pairs, the most frequent first k tags, each after its item's word."""
+    if units is not TextPieces:
+        return _frequent_tags(tok, k, train_targets, prompts=prompts, words=words, units=units)
     firsts, fallbacks = text_priors(tok, train_targets, k, train_prompts)
     counts = Counter(tuple(f) for f in firsts)
     top = list(counts.most_common(1)[0][0]) if counts else []
@@ -134,6 +114,19 @@ def frequent(tok, references: list[str], k: int, train_targets: list[str],
     note = (f"frequent: {tok.decode(top)!r} ({share} targets)"
             + _fallback_note(fallbacks, len(train_targets), "targets"))
     return _priors(tok, [top for _ in references], Cost(train_examples=len(train_targets)), note=note)
+
+
+def _frequent_tags(tok, k: int, train_targets: list[str], *, prompts: list[str] | None,
+                   words: list[list[str]], units) -> Priors:
+    from eval.pos import gold_of
+
+    counts = Counter(tuple(gold_of(t)[1][:k]) for t in train_targets)
+    top, n = counts.most_common(1)[0] if counts else ((), 0)
+    texts = [" ".join(f"{w}/{t}" for w, t in zip(item_words, top)) for item_words in words]
+    ids, fallbacks = text_priors(tok, texts, k, prompts, units)
+    note = (f"frequent: {' '.join(top)!r} ({n}/{len(train_targets)} targets), after each item's words"
+            + _fallback_note(fallbacks, len(texts)))
+    return _priors(tok, ids, Cost(train_examples=len(train_targets)), note=note)
 
 
 def dictionary(tok, references: list[str], k: int, *, sources: list[str], src_lang: str,
@@ -154,9 +147,9 @@ def dictionary(tok, references: list[str], k: int, *, sources: list[str], src_la
 
 
 def from_model(tok, references: list[str], k: int, prompts: list[str], model_loader: Callable, weights: dict,
-               train_cost: Cost, batch_size: int, train_targets: list[str], **_) -> Priors:
-    """The first k text-carrying greedy pieces of another model: the run's SFT or LoRA checkpoint, or any
-    task model. Charged the decode steps each item's prior really took.
+               train_cost: Cost, batch_size: int, train_targets: list[str], units=TextPieces, **_) -> Priors:
+    """The first k text-carrying greedy pieces (or other units) of another model: the run's SFT or LoRA
+    checkpoint, or any task model. Charged the decode steps each item's prior really took.
 
     A model with another tokenizer generates as many of its own tokens as k base pieces of text usually take,
     and its text is tokenized as the base model would read it after the prompt."""
@@ -170,16 +163,19 @@ def from_model(tok, references: list[str], k: int, prompts: list[str], model_loa
     if same_vocab:
         # each row stops at its k-th text-carrying piece; the cap only bounds a degenerate run of whitespace
         # or byte pieces (a character is at most 4 byte pieces, each may follow a whitespace piece)
-        gens = generate(model, model_tok, prompts, max_new_tokens=5 * k + 8, batch_size=batch_size,
-                        stop_at_newline=False, text_pieces=k, desc=f"prior k={k}")
+        # a tag pair copies a word first: a long one takes several pieces; a pairs answer ends at its line
+        pairs = units is not TextPieces
+        gens = generate(model, model_tok, prompts, max_new_tokens=(12 if pairs else 5) * k + 8,
+                        batch_size=batch_size, stop_at_newline=pairs, text_pieces=k, units=units,
+                        desc=f"prior k={k}")
         ids = [g.new_ids for g in gens]
     else:
-        n = _task_tokens(k, tok, model_tok, train_targets)
+        n = _task_tokens(k, tok, model_tok, train_targets, units)
         gens = generate(model, model_tok, prompts, max_new_tokens=n, batch_size=batch_size,
                         stop_at_newline=False, desc=f"prior k={k}")
         texts = [complete_text(model_tok.decode(g.new_ids, skip_special_tokens=True),
                                cut_off=len(g.new_ids) == n) for g in gens]
-        ids, fallbacks = text_priors(tok, texts, k, prompts)
+        ids, fallbacks = text_priors(tok, texts, k, prompts, units)
     steps = sum(g.steps for g in gens) / max(len(gens), 1)
     cost = Cost(**{**train_cost.as_dict(), "extra_model_calls_per_item": 1.0,
                    "extra_decode_steps_per_item": steps})
@@ -188,12 +184,17 @@ def from_model(tok, references: list[str], k: int, prompts: list[str], model_loa
     return _priors(tok, ids, cost, weights, note)
 
 
-def _task_tokens(k: int, tok, model_tok, texts: list[str]) -> int:
-    """Task-model tokens for k base pieces of text, by the two tokenizers' lengths on the budget's targets (a
-    character-level model needs several tokens per base piece), with 3 base pieces to spare for a cut-off
-    last word."""
+def _task_tokens(k: int, tok, model_tok, texts: list[str], units=TextPieces) -> int:
+    """Task-model tokens for k base pieces of text (or other units), by the two tokenizers' lengths on the
+    budget's targets (a character-level model needs several tokens per base piece), with 3 units to spare for
+    a cut-off last word."""
     sample = [translation_completion(t) for t in texts[:256]]
-    base = sum(len(text_piece_ends(tok, tok(t, add_special_tokens=False).input_ids)) for t in sample)
+    if units is TextPieces:
+        base = sum(len(text_piece_ends(tok, tok(t, add_special_tokens=False).input_ids)) for t in sample)
+    else:
+        from eval.pos import parse_pairs
+
+        base = sum(len(parse_pairs(t)) for t in sample)
     task = sum(len(model_tok(t, add_special_tokens=False).input_ids) for t in sample)
     return math.ceil((k + 3) * (task / base if base else 1.0))
 

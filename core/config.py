@@ -35,6 +35,8 @@ class DataSpec(Strict):
     dir: Optional[str] = Field(None, description="data directory (UD, CLiKA); default: env YARN_DATA_DIR")
     budget: int = Field(gt=0, description="labelled training examples per task direction, shared by every arm")
     test_size: int = Field(gt=0, description="test items per task direction")
+    dev_size: Optional[int] = Field(None, gt=0, description="dev items per task direction (held out from training "
+                                    "and test, for every choice made before the test); default: test_size")
     token_budget: Optional[int] = Field(None, gt=1, description="training tokens of every pretraining arm (cpt, "
                                         "mixed); default: the tokens of the labelled budget, what one SFT epoch sees")
 
@@ -71,6 +73,10 @@ class MtTask(Strict):
 class PosTask(Strict):
     """Cross-lingual POS tagging (XGLUE-style): trained on English UD EWT, tested zero-shot on UD PUD."""
     test_langs: list[str] = Field(min_length=1, description="PUD languages, e.g. ['de', 'fr']")
+    # None (unset, left out of the config hash) means "pairs"
+    format: Optional[Literal["list", "pairs"]] = Field(
+        None, description="answer format: pairs (unset): each given word copied with its tag, ' The/DET cat/NOUN', "
+        "k of a PreTTY prior counting tags; list: the tags alone, ' DET NOUN', k counting text pieces")
 
     @field_validator("test_langs")
     @classmethod
@@ -81,6 +87,17 @@ class PosTask(Strict):
     def directions(self) -> list[str]:
         return [f"en-{lang}" for lang in self.test_langs]
 
+    @property
+    def tag_format(self) -> str:
+        # pairs, chosen on EWT dev (Gemma-3-270M base, 20 sentences): DEV_NUMBERS
+        return self.format or "pairs"
+
+    def max_new_tokens(self, eval_tokens: int) -> int:
+        """Tokens an answer may take: eval.pos_max_new_tokens (about two per tag), twice that for pairs, where
+        each tag follows its copied word (Gemma, PUD: a median 82 tokens a sentence against 34 for the tags
+        alone, at most 241)."""
+        return eval_tokens * (1 if self.tag_format == "list" else 2)
+
 
 class KnowledgeTask(Strict):
     """CLiKA-style knowledge probes: the same multiple-choice items in every language, scored by the options'
@@ -90,6 +107,10 @@ class KnowledgeTask(Strict):
     scoring: Literal["loglik", "letter"] = Field(
         "loglik", description="loglik: the option with the highest mean token log-likelihood (works for base "
         "models); letter: the option letter the model generates (CLiKA's protocol, for instruction-following models)")
+    # None (unset, left out of the config hash) means "tokens"
+    normalise: Literal["tokens", "chars"] | None = Field(
+        None, description="loglik scoring, over the option tokens after the options' common prefix: tokens (unset): "
+        "log-probability per text-carrying token (a bare space piece joins the next); chars: per visible character")
 
     @field_validator("langs")
     @classmethod

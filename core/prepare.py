@@ -10,7 +10,8 @@ from pathlib import Path
 
 from core.config import ExperimentConfig, MtTask, PretrainArm, dump_config
 from core.data import fictional, knowledge, mixing
-from core.data.mono import documents
+from core.data.decontaminate import Index, decontaminate
+from core.data.mono import bible_held_out, documents
 from core.data.budget import check_disjoint, round_sizes, select
 from core.data.parallel import Pair, load_pairs
 from core.data.ud import TaggedSentence, load_tagged
@@ -49,11 +50,20 @@ def _mt_rows(pairs: list[Pair], src: str, tgt: str) -> list[dict]:
              "completion": translation_completion(p.tgt)} for p in pairs]
 
 
-def _pos_rows(sentences: list[TaggedSentence], direction: str) -> list[dict]:
+def _pos_rows(sentences: list[TaggedSentence], direction: str, fmt: str) -> list[dict]:
+    """The reference (`tgt`) is the answer as trained on, which also tells the report the format."""
+    from eval.pos import gold_of   # the scorer's reading of a pair: every word must survive it
+
     src, _, tgt = direction.partition("-")  # training rows: "en", no target language
-    return [{"id": s.id, "task": "pos", "direction": direction, "src_lang": src, "tgt_lang": tgt,
-             "src": " ".join(s.words), "tgt": " ".join(s.tags), "words": list(s.words), "tags": list(s.tags),
-             "prompt": tagging_prompt(s.words), "completion": tagging_completion(s.tags)} for s in sentences]
+    rows = []
+    for s in sentences:
+        completion = tagging_completion(s.words, s.tags, fmt)
+        if fmt == "pairs" and gold_of(completion) != (list(s.words), list(s.tags)):
+            raise UserError(f"{s.id}: a word cannot be read back from its word/TAG pair: {completion.strip()!r}")
+        rows.append({"id": s.id, "task": "pos", "direction": direction, "src_lang": src, "tgt_lang": tgt,
+                     "src": " ".join(s.words), "tgt": completion.strip(), "words": list(s.words),
+                     "tags": list(s.tags), "prompt": tagging_prompt(s.words, fmt), "completion": completion})
+    return rows
 
 
 def _test_pairs(task: MtTask, src: str, tgt: str, ddir: Path | None, base_dir: Path) -> tuple[list[Pair], str]:
@@ -67,7 +77,11 @@ def _test_pairs(task: MtTask, src: str, tgt: str, ddir: Path | None, base_dir: P
     raise UserError(missing[0] if len(missing) == 1 else "no test source has data: " + " | ".join(missing))
 
 
-def _mt(cfg: ExperimentConfig, ddir: Path | None, base_dir: Path, train_rows, test_rows, manifest) -> None:
+def _dev_size(cfg: ExperimentConfig, available: int) -> int:
+    return min(cfg.data.dev_size or cfg.data.test_size, available)
+
+
+def _mt(cfg: ExperimentConfig, ddir: Path | None, base_dir: Path, rows: dict[str, list], manifest) -> None:
     task = cfg.tasks.mt
     for direction in task.directions:
         src, tgt = direction.split("-")
@@ -76,35 +90,50 @@ def _mt(cfg: ExperimentConfig, ddir: Path | None, base_dir: Path, train_rows, te
         except DataMissing as e:
             raise UserError(str(e)) from None
         test_all, test_source = _test_pairs(task, src, tgt, ddir, base_dir)
+        try:   # the training source's held-out dev part (a Bible book), for choices made before the test
+            dev_all = load_pairs(task.train, src, tgt, "dev", ddir, base_dir)
+        except DataMissing as e:
+            print(f"[prepare] mt {direction}: no dev split ({e})", flush=True)
+            dev_all = []
         train = select(train_all, cfg.data.budget, cfg.seed, f"data.budget (mt {direction} training pairs)")
         test = select(test_all, cfg.data.test_size, cfg.seed, f"data.test_size (mt {direction} {test_source} pairs)")
+        dev = select(dev_all, _dev_size(cfg, len(dev_all)), cfg.seed, "data.dev_size") if dev_all else []
         check_disjoint(train, test)
-        train_rows += _mt_rows(train, src, tgt)
-        test_rows += _mt_rows(test, src, tgt)
+        check_disjoint(train, dev)
+        rows["train"] += _mt_rows(train, src, tgt)
+        rows["test"] += _mt_rows(test, src, tgt)
+        rows["dev"] += _mt_rows(dev, src, tgt)
         manifest[f"mt {direction}"] = {"train_source": task.train.source, "train_available": len(train_all),
                                        "train_used": len(train), "test_source": test_source,
-                                       "test_available": len(test_all), "test_used": len(test)}
+                                       "test_available": len(test_all), "test_used": len(test),
+                                       "dev_source": task.train.source if dev else None, "dev_used": len(dev)}
 
 
-def _pos(cfg: ExperimentConfig, ddir: Path | None, train_rows, test_rows, manifest) -> None:
-    """One English EWT training budget serves every test language: the transfer is zero-shot."""
+def _pos(cfg: ExperimentConfig, ddir: Path | None, rows: dict[str, list], manifest) -> None:
+    """One English EWT training budget serves every test language: the transfer is zero-shot. Dev: English EWT
+    dev sentences (PUD is test only), once per direction so that choices are made per direction as tested."""
+    fmt = cfg.tasks.pos.tag_format
     try:
         train_all = load_tagged("en", "train", ddir)
         train = select(train_all, cfg.data.budget, cfg.seed, "data.budget (pos EWT training sentences)")
-        train_rows += _pos_rows(train, "en")
+        rows["train"] += _pos_rows(train, "en", fmt)
+        dev_all = load_tagged("en", "dev", ddir)
+        dev = select(dev_all, _dev_size(cfg, len(dev_all)), cfg.seed, "data.dev_size")
         for direction in cfg.tasks.pos.directions:
             test_all = load_tagged(direction.split("-")[1], "test", ddir)
             test = select(test_all, cfg.data.test_size, cfg.seed, f"data.test_size (pos {direction} PUD sentences)")
-            test_rows += _pos_rows(test, direction)
+            rows["test"] += _pos_rows(test, direction, fmt)
+            rows["dev"] += _pos_rows(dev, direction, fmt)
             manifest[f"pos {direction}"] = {"train_source": "ud-ewt", "train_available": len(train_all),
                                             "train_used": len(train), "test_source": "ud-pud",
-                                            "test_available": len(test_all), "test_used": len(test)}
+                                            "test_available": len(test_all), "test_used": len(test),
+                                            "dev_source": "ud-ewt-dev", "dev_used": len(dev)}
     except DataMissing as e:
         raise UserError(str(e)) from None
 
 
-def _knowledge(cfg: ExperimentConfig, ddir: Path | None, test_rows, manifest) -> None:
-    """Test items only (the task trains nothing): the same item ids in every language."""
+def _knowledge(cfg: ExperimentConfig, ddir: Path | None, rows: dict[str, list], manifest) -> None:
+    """Test and dev items (the task trains nothing): the same item ids in every language."""
     task = cfg.tasks.knowledge
     for name in task.sets:
         by_lang = {}
@@ -116,16 +145,22 @@ def _knowledge(cfg: ExperimentConfig, ddir: Path | None, test_rows, manifest) ->
                     raise UserError(str(e)) from None
                 print(f"[prepare] knowledge {name}: no {lang} items ({e}); {lang} is left out of this set", flush=True)
                 manifest[f"knowledge {name}-{lang}"] = {"test_source": name, "missing": str(e)}
-        chosen = knowledge.select_shared(by_lang, cfg.data.test_size, cfg.seed, f"knowledge {name}")
-        for lang, questions in chosen.items():
-            test_rows += [{"id": q.id, "task": "knowledge", "direction": f"{name}-{lang}", "src_lang": lang,
+        chosen, dev = knowledge.select_shared_splits(by_lang, cfg.data.test_size, cfg.seed, f"knowledge {name}",
+                                                     cfg.data.dev_size)
+        for lang in chosen:
+            rows["dev"] += _question_rows(task, name, lang, dev.get(lang, []))
+            rows["test"] += _question_rows(task, name, lang, chosen[lang])
+            manifest[f"knowledge {name}-{lang}"] = {"test_source": name, "test_available": len(by_lang[lang]),
+                                                   "test_used": len(chosen[lang]), "dev_used": len(dev.get(lang, []))}
+
+
+def _question_rows(task, name: str, lang: str, questions) -> list[dict]:
+    return [{"id": q.id, "task": "knowledge", "direction": f"{name}-{lang}", "src_lang": lang,
                            "tgt_lang": lang, "src": q.question, "tgt": q.options[q.label],
                            "options": list(q.options), "label": q.label,
                            "prompt": letter_prompt(q.question, q.options) if task.scoring == "letter"
                            else question_prompt(q.question),
                            "completions": [answer_completion(o) for o in q.options]} for q in questions]
-            manifest[f"knowledge {name}-{lang}"] = {"test_source": name, "test_available": len(by_lang[lang]),
-                                                   "test_used": len(questions)}
 
 
 def _conductivity(cfg: ExperimentConfig, ddir: Path | None, test_rows, manifest) -> dict[str, list[dict]]:
@@ -170,59 +205,68 @@ def prepare(cfg: ExperimentConfig, config_path: Path) -> Path:
     if not cfg.deepspeed.path().is_file() and cfg.trained_arms():
         raise UserError(f"deepspeed.config: {cfg.deepspeed.path()} not found")
     ddir = data_dir(cfg)
-    train_rows, test_rows, manifest = [], [], {}
+    rows, manifest = {"train": [], "dev": [], "test": []}, {}
     if cfg.tasks.mt:
-        _mt(cfg, ddir, config_path.resolve().parent, train_rows, test_rows, manifest)
+        _mt(cfg, ddir, config_path.resolve().parent, rows, manifest)
     if cfg.tasks.pos:
-        _pos(cfg, ddir, train_rows, test_rows, manifest)
+        _pos(cfg, ddir, rows, manifest)
     if cfg.tasks.knowledge:
-        _knowledge(cfg, ddir, test_rows, manifest)
-    fictional_rows = _conductivity(cfg, ddir, test_rows, manifest) if cfg.tasks.conductivity else {}
+        _knowledge(cfg, ddir, rows, manifest)
+    fictional_rows = _conductivity(cfg, ddir, rows["test"], manifest) if cfg.tasks.conductivity else {}
+    train_rows = rows["train"]
     tok = load_tokenizer(model_path, cfg.model.trust_remote_code)
     # prompt + completion + the EOS the trainer appends: what SFT trains on, per example
     lengths = [len(ids) + 1 for ids in tok([r["prompt"] + r["completion"] for r in train_rows]).input_ids] \
         if train_rows else []
     _check_lengths(cfg, train_rows, lengths)
-    for lang, rows in fictional_rows.items():
-        sizes = [len(ids) + 1 for ids in tok([r["prompt"] + r["completion"] for r in rows]).input_ids]
+    for lang, fact_rows in fictional_rows.items():   # not `rows`: that name holds the splits, used below
+        sizes = [len(ids) + 1 for ids in tok([r["prompt"] + r["completion"] for r in fact_rows]).input_ids]
         if max(sizes) > cfg.tasks.conductivity.max_length:
-            raise UserError(f"tasks.conductivity.max_length: {rows[sizes.index(max(sizes))]['id']} is {max(sizes)} "
+            longest = fact_rows[sizes.index(max(sizes))]["id"]
+            raise UserError(f"tasks.conductivity.max_length: {longest} is {max(sizes)} "
                             f"tokens, over {cfg.tasks.conductivity.max_length}")
     # unset, the pretraining arms get what SFT trains on: every labelled example, once per epoch
     streams = _pretraining_streams(cfg, tok, cfg.data.token_budget or cfg.sft_epochs() * sum(lengths),
-                                   config_path.resolve().parent)
+                                   config_path.resolve().parent, rows["test"] + rows["dev"])
 
     _check_ranks(cfg, len(train_rows), {name: len(stream.rows) for name, stream in streams.items()})
     for arm_name, stream in streams.items():
         atomic_write_jsonl(out / "data" / f"pretrain-{arm_name}.jsonl", stream.rows)
         manifest[f"pretrain {arm_name}"] = stream.manifest()
-    for lang, rows in fictional_rows.items():
-        atomic_write_jsonl(out / "data" / f"fictional-{lang}.jsonl", rows)
+    for lang, fact_rows in fictional_rows.items():
+        atomic_write_jsonl(out / "data" / f"fictional-{lang}.jsonl", fact_rows)
     atomic_write_jsonl(out / "data" / "train.jsonl", train_rows)
-    atomic_write_jsonl(out / "data" / "test.jsonl", test_rows)
+    atomic_write_jsonl(out / "data" / "dev.jsonl", rows["dev"])
+    atomic_write_jsonl(out / "data" / "test.jsonl", rows["test"])
     atomic_write_json(out / "data" / "manifest.json", manifest)
     atomic_write_text(out / "config.yaml", dump_config(cfg))
     atomic_write_text(out / "config.hash", cfg.hash() + "\n")
     return out
 
 
-def _pretraining_streams(cfg: ExperimentConfig, tok, budget: int, base_dir: Path) -> dict[str, mixing.Stream]:
+def _pretraining_streams(cfg: ExperimentConfig, tok, budget: int, base_dir: Path,
+                         held_rows: list[dict]) -> dict[str, mixing.Stream]:
     """Each pretraining arm's sequence of `budget` tokens (data.token_budget, else the labelled examples' tokens:
-    one SFT epoch)."""
-    if budget == 0 and any(isinstance(a, PretrainArm) for a in cfg.arms):
+    one SFT epoch), from text without the MT test and dev books (and their parallels) and without any document
+    sharing an n-gram with a test or dev row (``held_rows``)."""
+    arms = [(i, arm) for i, arm in enumerate(cfg.arms) if isinstance(arm, PretrainArm)]
+    if budget == 0 and arms:
         raise UserError("data.token_budget: no labelled training examples to derive it from; set it")
+    held_books = bible_held_out([cfg.tasks.mt.train, *cfg.tasks.mt.test] if cfg.tasks.mt else [])
+    index = Index.of(held_rows) if arms else None
     streams = {}
-    for i, arm in enumerate(cfg.arms):
-        if not isinstance(arm, PretrainArm):
-            continue
+    for i, arm in arms:
         what = f"arms.{i}.text ({arm.name})"
         try:
-            docs = {lang: documents(arm.text, lang, base_dir) for lang in arm.langs}
+            docs = {lang: documents(arm.text, lang, base_dir, held_books) for lang in arm.langs}
         except UserError as e:
             raise UserError(f"{what}: {e}") from None
+        docs, dropped = decontaminate(docs, index, tok)
         print(f"[prepare] {arm.name}: {budget:,} training tokens from "
-              + ", ".join(f"{lang} ({len(d):,} documents)" for lang, d in docs.items()), flush=True)
+              + ", ".join(f"{lang} ({len(d):,} documents, {dropped['by_lang'][lang]['hits']} dropped: test/dev "
+                          f"n-grams)" for lang, d in docs.items()), flush=True)
         streams[arm.name] = mixing.build(docs, tok, budget, arm.max_length, cfg.seed, arm.alpha, arm.probabilities, what)
+        streams[arm.name].decontamination = dropped
         if any(p > 1 for p in streams[arm.name].passes.values()):
             print(f"[prepare] {arm.name}: the budget repeats text ({streams[arm.name].passes} passes)", flush=True)
     return streams

@@ -22,17 +22,25 @@ def first_line(text: str) -> str:
     return text.split("\n", 1)[0].strip()
 
 
-def tagging_prompt(words: Sequence[str]) -> str:
+TAG_FORMATS = ("list", "pairs")
+
+
+def tagging_prompt(words: Sequence[str], fmt: str = "pairs") -> str:
     """Part-of-speech tagging, in English for every language so that the task format transfers. Words are
-    joined by " | " because a few UD words hold a space (French "25 000") and none holds a "|"."""
+    joined by " | " because a few UD words hold a space (French "25 000") and none holds a "|". The answer
+    follows "Tags:" (format list: one tag per word) or "Tagged:" (format pairs: each word copied with its tag)."""
     from core.data.ud import UPOS   # here, not at the top: translation-only users need not import conllu
 
     return (f"Tag each word with its Universal Dependencies part-of-speech tag ({' '.join(UPOS)}).\n"
-            f"Words: {' | '.join(words)}\nTags:")
+            f"Words: {' | '.join(words)}\n{'Tags' if fmt == 'list' else 'Tagged'}:")
 
 
-def tagging_completion(tags: Sequence[str]) -> str:
-    return " " + " ".join(tags)
+def tagging_completion(words: Sequence[str], tags: Sequence[str], fmt: str = "pairs") -> str:
+    """list: " DET NOUN"; pairs: " The/DET cat/NOUN" (a word holding a "/" keeps it: the tag follows the last
+    one, "and/or/CCONJ"; see `eval.pos.parse_pairs`)."""
+    if fmt == "list":
+        return " " + " ".join(tags)
+    return " " + " ".join(f"{w}/{t}" for w, t in zip(words, tags, strict=True))
 
 
 def question_prompt(question: str) -> str:

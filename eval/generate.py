@@ -12,7 +12,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import StoppingCriteria, StoppingCriteriaList
 
-from align.priors import TextPieces
+from core.pieces import TextPieces
 from core.prompts import first_line
 
 
@@ -33,12 +33,13 @@ def _newline_ids(tok) -> tuple[int, ...]:
 
 
 class _UntilTextPieces(StoppingCriteria):
-    """Ends each row at its k-th text-carrying new piece (`align.priors.TextPieces`) and remembers how many
-    new ids that took; a row already ended by a stop token is left alone."""
+    """Ends each row at its k-th text-carrying new piece (`core.pieces.TextPieces`, or another counter of
+    units with its interface) and remembers how many new ids that took; a row already ended by a stop token
+    is left alone."""
 
-    def __init__(self, tok, width: int, rows: int, k: int, stops: set[int]):
+    def __init__(self, tok, width: int, rows: int, k: int, stops: set[int], units=TextPieces):
         self.width, self.k, self.stops = width, k, stops
-        self.counters = [TextPieces(tok) for _ in range(rows)]
+        self.counters = [units(tok) for _ in range(rows)]
         self.ended = [False] * rows
         self.done_at: list[int | None] = [None] * rows
 
@@ -51,19 +52,20 @@ class _UntilTextPieces(StoppingCriteria):
                 continue
             counter = self.counters[row]
             counter.add(ids)
-            if len(counter.ends) == self.k:
-                self.done_at[row] = len(ids)
+            if len(counter.ends) >= self.k:
+                self.done_at[row] = counter.ends[self.k - 1]   # a unit may end before the piece that showed it
         finished = [e or d is not None for e, d in zip(self.ended, self.done_at)]
         return torch.tensor(finished, device=input_ids.device)
 
 
 @torch.no_grad()
 def generate(model, tok, prompts: list[str], priors: list[list[int]] | None = None, *, max_new_tokens: int,
-             batch_size: int, stop_at_newline: bool = True, text_pieces: int | None = None,
+             batch_size: int, stop_at_newline: bool = True, text_pieces: int | None = None, units=TextPieces,
              desc: str = "generate") -> list[Generation]:
     """The prior counts inside `max_new_tokens`: after a prior of p tokens a row decodes at most
     max_new_tokens - p more (a longer prior is cut to max_new_tokens), so a PreTTY arm writes no more tokens
-    than base or SFT. `text_pieces`: each row also stops at its k-th new piece that carries text."""
+    than base or SFT. `text_pieces`: each row also stops at its k-th new piece that carries text (or k-th unit
+    of another `units` counter, e.g. `eval.pos.TagPairs`)."""
     priors = [list(p)[:max_new_tokens] for p in priors] if priors else [[] for _ in prompts]
     inputs = [tok(p).input_ids + prior for p, prior in zip(prompts, priors)]
     allowed = [max_new_tokens - len(prior) for prior in priors]
@@ -83,7 +85,7 @@ def generate(model, tok, prompts: list[str], priors: list[list[int]] | None = No
         # one call for the batch, as long as its longest allowance; each row is cut to its own afterwards
         # (greedy decoding: a row's first n ids do not depend on how many follow)
         longest = max(allowed[i] for i in idx)
-        until = _UntilTextPieces(tok, width, len(idx), text_pieces, stops) if text_pieces else None
+        until = _UntilTextPieces(tok, width, len(idx), text_pieces, stops, units) if text_pieces else None
         gen = ids
         if longest > 0:
             gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=False,

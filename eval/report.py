@@ -18,16 +18,17 @@ from typing import Any, Callable
 from core.io import atomic_write_bytes, atomic_write_text
 from eval.records import (QUALITY, UNKNOWN, Record, cost, direction, distinct, groups, is_extra_seed, label,
                            load_records, method, metric, seed_spread, training_cost, training_cost_known)
+from eval.mt import MIN_CONFIDENCE, MIN_LETTERS
 from eval.report_html import render_html
 from eval.report_knowledge import clika_tables
 from eval.report_plots import COST_AXES, render_budget_plot, render_cost_plot
 from eval.report_priors import recovery_tables, render_k_plot
-from eval.report_stats import Interval, break_even, intervals
+from eval.report_stats import break_even, holm, intervals
 from eval.tables import Table
 
-METRICS = ("bleu", "chrf", "off_target_rate", "upos_accuracy", "invalid_rate", "position_accuracy", "accuracy",
-           "chance_corrected", "top_position_share", "xrr", "gate_passed", "gate_min", "translation_accuracy",
-           "en_type0_accuracy", "en_type1_accuracy", "x_type0_accuracy")
+METRICS = ("bleu", "chrf", "off_target_rate", "off_target_undecided_rate", "upos_accuracy", "invalid_rate",
+           "position_accuracy", "accuracy", "chance_corrected", "top_position_share", "xrr", "gate_passed",
+           "gate_min", "translation_accuracy", "en_type0_accuracy", "en_type1_accuracy", "x_type0_accuracy")
 COSTS = ("train_examples", "train_tokens", "train_flops", "train_wall_s", "train_device_s",
          "train_peak_mem_mb", "train_mfu", "train_stages", "eval_wall_s",
          "extra_decode_steps_per_item", "extra_model_calls_per_item")
@@ -62,7 +63,8 @@ TASK_COLUMNS: dict[str, list[Column]] = {
     "mt": [("BLEU", lambda r: metric(r, "bleu"), _number(".2f")),
            ("chrF", lambda r: metric(r, "chrf"), _number(".2f")),
            ("chrF ±95%", lambda r: r.get("_ci"), lambda ci: "n/a" if ci is None else f"±{ci.half_width:.2f}"),
-           ("off-target %", lambda r: metric(r, "off_target_rate"), _percent)],
+           ("off-target %", lambda r: metric(r, "off_target_rate"), _percent),
+           ("too short to tell %", lambda r: metric(r, "off_target_undecided_rate"), _percent)],
     "knowledge": [("accuracy %", lambda r: metric(r, "accuracy"), _percent),
                   ("±95%", lambda r: r.get("_ci"), lambda ci: "n/a" if ci is None else f"±{100 * ci.half_width:.1f}"),
                   ("chance-corrected %", lambda r: metric(r, "chance_corrected"), _percent),
@@ -83,15 +85,13 @@ TASK_COLUMNS: dict[str, list[Column]] = {
 }
 
 
-def _p_value(ci: Interval | None) -> str:
-    if ci is None or ci.p_vs_sft is None:
-        return ""
-    return f"{ci.p_vs_sft:.3f}" + ("*" if ci.p_vs_sft < 0.05 else "")
+def _p_value(p: float | None) -> str:
+    return "" if p is None else f"{p:.3f}" + ("*" if p < 0.05 else "")
 
 
 # ... then significance and the cost columns, the same for every task
 COLUMNS: list[Column] = [
-    ("p vs SFT", lambda r: r.get("_ci"), _p_value),
+    ("p vs SFT (Holm)", lambda r: r.get("_p_holm"), _p_value),   # set per table by quality_tables
     ("train examples", lambda r: training_cost(r, "train_examples"), _number(".0f")),
     ("train tokens", lambda r: training_cost(r, "train_tokens"), _number(".0f")),
     ("train FLOPs", lambda r: training_cost(r, "train_flops"), _flops),
@@ -161,6 +161,11 @@ def quality_tables(records: list[Record], usd_per_device_hour: float | None = No
     for (task, src, tgt), rows in groups(records).items():
         for r, ci in zip(rows, intervals(rows, task)):
             r["_ci"] = ci
+        # one family per table: every arm tested against SFT here (report.csv keeps the raw p too)
+        raw = [r["_ci"] and r["_ci"].p_vs_sft for r in rows]
+        for r, p in zip(rows, holm(raw)):
+            r["_p_holm"] = p
+        family = sum(p is not None for p in raw)
         n_items = "/".join(distinct(rows, "n_items")) or "?"
         seeds = _seed_column(task, spread or {})
         if not any(seeds[0][1](r) for r in rows):
@@ -170,7 +175,11 @@ def quality_tables(records: list[Record], usd_per_device_hour: float | None = No
         columns = own[:at] + seeds + own[at:] + COLUMNS + money
         # a cost column no record of this table has (MFU on a CPU, tokens by language without pretraining) is left out
         columns = [c for c in columns if c not in OPTIONAL or any(_shown(c[1](r)) for r in rows)]
-        note = "±95%: half-width of the 95% bootstrap interval; p vs SFT: paired bootstrap (* below 0.05)."
+        note = ("±95%: half-width of the 95% bootstrap interval; p vs SFT: paired bootstrap against the SFT "
+                f"arm of the same experiment, Holm-corrected over {family} test{'s' * (family != 1)} (this "
+                "table's; * below 0.05)." if family else
+                "±95%: half-width of the 95% bootstrap interval; p vs SFT: no arm here was tested (no per-item "
+                "outputs beside an SFT arm's).")
         if seeds:
             note += (" Mean ± sd over seeds: the quality of the arm trained once per seed (`seeds:`); the row's "
                      "own interval, test and costs are its first seed's.")
@@ -188,6 +197,10 @@ def quality_tables(records: list[Record], usd_per_device_hour: float | None = No
             for name, title in (("bleu", "BLEU"), ("chrf", "chrF")):
                 found = sorted({s for r in rows if (s := (r.get("signatures") or {}).get(name))})
                 signatures.append(f"{title} " + (", ".join(f"`{s}`" for s in found) or "n/a"))
+            note += (" Off-target: lingua's language of the output is not the target; an empty output is "
+                     f"off-target, one with fewer than {MIN_LETTERS} letters that lingua is less than "
+                     f"{100 * MIN_CONFIDENCE:.0f}% sure of is too short to tell and counted neither way "
+                     "(\"Ja.\" reads as Polish).")
             note += " sacreBLEU signatures: " + "; ".join(signatures)
         tables.append(Table(f"{task}: {direction(src, tgt)} ({n_items} items)", ["arm"] + [h for h, _, _ in columns],
                             [[label(r)] + [fmt(get(r)) for _, get, fmt in columns] for r in rows], note))
@@ -232,10 +245,13 @@ def samples(records: list[Record]) -> list[tuple[str, list[dict[str, str]]]]:
 
 
 def header_lines(records: list[Record], run_dir: Path) -> list[str]:
-    revs, hashes = distinct(records, "git_rev"), distinct(records, "config_hash")
+    revs, hashes, splits = distinct(records, "git_rev"), distinct(records, "config_hash"), distinct(records, "split")
+    split = ("dev: the split every choice is made on, before the test" if splits == ["dev"] else
+             "test" if splits in (["test"], []) else ", ".join(splits))
     return [f"git rev: {', '.join(f'`{v}`' for v in revs) or 'unknown'}"
             + (" (arms come from different revisions)" if len(revs) > 1 else ""),
             f"config hash: {', '.join(f'`{v}`' for v in hashes) or 'unknown'}",
+            f"evaluated on: {split}",
             f"run dir: `{run_dir}`; FLOPs/times/memory are training costs as recorded (a PreTTY arm whose prior "
             "comes from SFT carries the SFT arm's training cost; an outside model whose training was not "
             "recorded is *unknown*, not 0)"]
@@ -273,7 +289,8 @@ def render_csv(records: list[Record]) -> str:
     metrics = list(METRICS) + _extra_keys(records, "metrics", METRICS)
     costs = list(COSTS) + _extra_keys(records, "cost", COSTS)
     fields = (["experiment", "arm", "method", "task", "src", "tgt", "budget", "n_items", "prior_source", "prior_k"]
-              + metrics + ["ci_mean", "ci_half_width", "p_vs_sft"] + costs + ["train_cost_known"]
+              + metrics + ["ci_mean", "ci_half_width", "p_vs_sft", "p_vs_sft_holm"] + costs
+              + ["train_cost_known"]
               + ["bleu_signature", "chrf_signature", "config_hash", "git_rev", "weights_path", "weights_sha256"])
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
@@ -290,6 +307,7 @@ def render_csv(records: list[Record]) -> str:
                 **{k: metric(r, k) for k in metrics}, **{k: cost(r, k) for k in costs},  # unknown: empty
                 "train_cost_known": training_cost_known(r),
                 "ci_mean": ci and ci.mean, "ci_half_width": ci and ci.half_width, "p_vs_sft": ci and ci.p_vs_sft,
+                "p_vs_sft_holm": r.get("_p_holm"),
                 "bleu_signature": signatures.get("bleu"), "chrf_signature": signatures.get("chrf"),
                 "weights_path": weights.get("path"), "weights_sha256": weights.get("sha256"),
             })
@@ -306,7 +324,7 @@ def build_report(run_dir: Path, usd_per_device_hour: float | None = None) -> tup
     # arms trained with several seeds: their first seed's records stand for them, the others give mean ± sd
     records = [r for r in every if not is_extra_seed(r)]
     sections = {"": quality_tables(records, usd_per_device_hour, seed_spread(every)),  # first: it annotates CIs
-                "Share of SFT recovered by PreTTY": recovery_tables(records),
+                "What PreTTY recovers: the base → SFT gap closed, and the share of SFT": recovery_tables(records),
                 "Cross-lingual knowledge alignment (CLiKA)": clika_tables(records),
                 "Break-even: training arm against PreTTY's per-item overhead": break_even_tables(records)}
     sections = {k: v for k, v in sections.items() if v}

@@ -1,21 +1,39 @@
-"""CLiKA tables, from the records alone: per knowledge set, each arm's accuracy in every language with its
-performance (RA = acc_X / acc_en) and consistency with English (en-CO over the items answered correctly), each
-with a 95% bootstrap interval; and each arm's accuracy difference to the base arm with a paired-bootstrap interval."""
+"""CLiKA tables, from the records alone: per knowledge set, each arm's accuracy in every language beside
+chance, with its performance (RA, normalised by chance as upstream CLiKA) and consistency with English (en-CO
+over the items answered correctly, beside what independent answers would reach), each with a 95% bootstrap
+interval; and each arm's accuracy difference to the base arm with a paired-bootstrap interval."""
 from __future__ import annotations
 
 from collections import defaultdict
 
 import numpy as np
 
-from eval.knowledge import en_consistency, relative_accuracy
+from eval.knowledge import (accuracy_ratio, chance_p_value, en_consistency, independent_consistency,
+                            relative_accuracy)
 from eval.records import Record, by_experiment, label, metric, reference_arm, sort_key
 from eval.report_stats import RESAMPLES, SEED
 from eval.tables import Table
+
+# 1 / options, for records written before they kept their chance level
+_OPTIONS = {"x_csqa": 5, "x_copa": 2}
+FLAG = "†"   # English accuracy not above chance at 95%: RA relative to it means nothing
 
 
 def _correct_by_id(r: Record) -> dict[str, int]:
     per_item = r.get("per_item") or {}
     return dict(zip(per_item.get("id") or [], per_item.get("correct") or []))
+
+
+def chance(r: Record) -> float:
+    return metric(r, "chance") or 1 / _OPTIONS.get(r.get("src"), 4)
+
+
+def above_chance(r: Record) -> bool:
+    """English accuracy above chance at 95% (one-sided binomial test over the record's items)."""
+    correct = (r.get("per_item") or {}).get("correct")
+    n = len(correct) if correct else r.get("n_items") or 0
+    k = sum(correct) if correct else round((metric(r, "accuracy") or 0) * n)
+    return n > 0 and chance_p_value(k, n, chance(r)) < 0.05
 
 
 def _paired(a: Record, b: Record) -> tuple[np.ndarray, np.ndarray] | None:
@@ -30,25 +48,35 @@ def _paired(a: Record, b: Record) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def _interval(values: np.ndarray) -> str:
-    values = values[~np.isnan(values)]
+    """[2.5th–97.5th percentile]; resamples at +inf (an undefined ratio) make an upper bound of ∞."""
+    values = np.nan_to_num(values[~np.isnan(values)], posinf=np.finfo(float).max)
     if not len(values):
         return ""
     lo, hi = np.percentile(values, [2.5, 97.5])
-    return f" [{lo:.2f}–{hi:.2f}]"
+    return f" [{lo:.2f}–{'∞' if hi > 1e300 else f'{hi:.2f}'}]"
 
 
 def _ra_co(en: Record, x: Record) -> tuple[str, str]:
-    """RA and en-CO, each with its 95% bootstrap interval (items resampled jointly in both languages)."""
-    ra = relative_accuracy(metric(x, "accuracy"), metric(en, "accuracy"))
+    """RA and en-CO, each with its 95% bootstrap interval (items resampled jointly in both languages, RA by
+    the same formula on every resample: where English falls to chance or below there is no RA, counted as
+    ∞)."""
+    c = chance(en)
+    ra = relative_accuracy(metric(x, "accuracy"), metric(en, "accuracy"), c)
     co = en_consistency(_correct_by_id(en), _correct_by_id(x))
     ra_text, co_text = "n/a" if ra is None else f"{ra:.2f}", "n/a" if co is None else f"{co:.2f}"
     sampled = _paired(en, x)
     if sampled is not None:
-        e, c = sampled
+        e, h = sampled
+        acc_e, acc_h = e.mean(axis=1), h.mean(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            ra_text += _interval(c.mean(axis=1) / e.mean(axis=1)) if ra is not None else ""
-            co_text += _interval((e & c).sum(axis=1) / (e | c).sum(axis=1)) if co is not None else ""
+            ra_sampled = np.where(acc_e > c, np.maximum(0.0, (acc_h - c) / (acc_e - c)), np.inf)
+            ra_text += _interval(ra_sampled) if ra is not None else ""
+            co_text += _interval((e & h).sum(axis=1) / (e | h).sum(axis=1)) if co is not None else ""
     return ra_text, co_text
+
+
+def _ratio(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
 
 
 def _by_set(records: list[Record]) -> dict[str, dict[str, dict[str, Record]]]:
@@ -67,32 +95,48 @@ def clika_tables(records: list[Record]) -> list[Table]:
     tables = []
     for name, arms in _by_set(records).items():
         langs = _langs(arms)
-        header = ["arm"] + [f"{lang} acc %" if lang == "en" else f"{lang} acc % / RA / en-CO" for lang in langs]
-        rows, warnings = [], []
+        header = ["arm", "lang", "acc %", "chance %", "RA", "acc_X / acc_en", "en-CO", "en-CO if independent"]
+        rows, warnings, flagged = [], [], False
         for arm, per_lang in arms.items():
             en = per_lang.get("en")
-            row = [arm]
+            flag = FLAG if en is not None and not above_chance(en) else ""
+            flagged |= bool(flag)
             for lang in langs:
                 r = per_lang.get(lang)
                 if r is None:
-                    row.append("")
                     continue
                 acc = metric(r, "accuracy")
                 if (metric(r, "top_position_share") or 0) > 0.6:
                     warnings.append(f"{arm} {lang}")
+                shown = f"{100 * acc:.1f}" + (flag if lang == "en" else "")
+                row = [arm, lang, shown, f"{100 * chance(r):.1f}"]
                 if lang == "en" or en is None:
-                    row.append(f"{100 * acc:.1f}")
+                    rows.append(row + [""] * 4)
                     continue
                 ra, co = _ra_co(en, r)
-                row.append(f"{100 * acc:.1f} / {ra} / {co}")
-            rows.append(row)
-        note = ("RA = acc_X / acc_en (performance); en-CO = |C_en ∩ C_X| / |C_en ∪ C_X| over the items answered "
-                "correctly, the same item ids in both languages (consistency); [95% bootstrap interval], items "
-                "resampled jointly in both languages. Chance-corrected accuracy and the accuracies' own intervals "
-                "are in the per-language tables above.")
+                independent = independent_consistency(metric(en, "accuracy"), acc)
+                rows.append(row + [ra + flag, _ratio(accuracy_ratio(acc, metric(en, "accuracy"))), co,
+                                   _ratio(independent)])
+        note = ("RA = max(0, (acc_X − c) / (acc_en − c)), c = chance = 1 / options (upstream CLiKA's "
+                "normalisation; n/a when acc_en ≤ c), the performance level; acc_X / acc_en is the raw "
+                "ratio, about 1 for a model at chance in both languages. en-CO = |C_en ∩ C_X| / |C_en ∪ "
+                "C_X| over the items answered correctly, the same item ids in both languages "
+                "(consistency); beside it, the en-CO two independent answerers at these accuracies a = "
+                "acc_en, b = acc_X would reach, ab / (a + b − ab) (c / (2 − c) for two at chance): en-CO "
+                "above it is shared knowledge, at it mere overlap. [95% bootstrap interval], items "
+                "resampled jointly in both languages and RA recomputed by the same formula (∞ where a "
+                "resample's English falls to chance). Chance-corrected accuracy and the accuracies' own "
+                "intervals are in the per-language tables above.")
+        if flagged:
+            note += (f" {FLAG}: English accuracy not above chance at 95% (one-sided binomial test, "
+                     "p ≥ 0.05) — the arm's RA is relative to noise.")
         if warnings:
             note += (" Warning: one option position takes over 60% of the answers for " + ", ".join(warnings)
                      + " — accuracy there says little about knowledge.")
+        scorings = sorted({sig for per_lang in arms.values() for r in per_lang.values()
+                           if (sig := (r.get("signatures") or {}).get("knowledge"))})
+        if scorings:
+            note += " Answers: " + "; ".join(scorings) + "."
         tables.append(Table(f"knowledge: {name}", header, rows, note))
     return tables + difference_tables(records)
 

@@ -1,5 +1,6 @@
-"""The PreTTY part of the report: how much of the SFT arm's quality each prior source recovers at each k
-(against the SFT arm of the same experiment, so the same budget), and quality against k, from records alone."""
+"""The PreTTY part of the report: how much of the gap between the base and SFT arms each prior source
+closes at each k, and its quality as a share of SFT's (against the arms of the same experiment, so the same
+budget), and quality against k, from records alone."""
 from __future__ import annotations
 
 import io
@@ -48,24 +49,45 @@ def _where(task: str, src: str, tgt: str, experiment: str, many: bool) -> str:
     return f"{task} {src}→{tgt}" + (f" ({experiment})" if many else "")
 
 
+GAP_NOTE = ("Gap closed: (PreTTY − base) / (SFT − base), the base and SFT arms of the same experiment: "
+            "0% is the base arm, 100% the SFT arm, below 0% worse than base; n/a where SFT does not score "
+            "above base (no gap to close). A small gap makes the share noisy: the quality table's p vs SFT "
+            "of the base arm says whether the gap is significant. k = 0 is the base arm where no k = 0 arm "
+            "was run.")
+SHARE_NOTE = ("% of SFT: PreTTY's quality as a raw share of SFT's. Its floor is the base arm's share (in the "
+              "title), often well above 0%, so read the gap closed first.")
+
+
+def _gap_closed(q: float, base: float | None, sft: float) -> str:
+    return "n/a" if base is None or sft <= base else f"{100 * (q - base) / (sft - base):.0f}%"
+
+
 def recovery_tables(records: list[Record]) -> list[Table]:
-    """PreTTY quality as a share of the SFT arm's, per unit, prior source (rows) and k (columns); units whose
-    SFT arm scored 0 have no share to give and are left out."""
+    """Per unit, two tables with prior sources as rows and k as columns: the share of the base→SFT gap each
+    PreTTY arm closes (the headline), then its quality as a raw share of SFT's (units whose SFT arm scored 0
+    have no such share and show only the gap)."""
     tables = []
     units = _units(records)
     many = len({u[3] for u in units}) > 1
     for (task, src, tgt, experiment), rows in units.items():
         curves, base, sft = _curves(rows, task)
-        if not curves or not sft:
+        if not curves or sft is None:
             continue
         ks = sorted({k for points in curves.values() for k in points})
-        label = QUALITY.get(task, QUALITY["mt"])[1]
-        title = f"{_where(task, src, tgt, experiment, many)}: {label} as % of SFT's ({sft:.3g})"
+        header = ["prior"] + [f"k={k}" for k in ks]
+        where, label = _where(task, src, tgt, experiment, many), QUALITY.get(task, QUALITY["mt"])[1]
+        gap = f"base {base:.3g} → SFT {sft:.3g}" if base is not None else f"no base arm; SFT {sft:.3g}"
+        tables.append(Table(f"{where}: share of the {label} gap closed ({gap})", header,
+                            [[source] + [_gap_closed(points[k], base, sft) if k in points else "" for k in ks]
+                             for source, points in curves.items()], GAP_NOTE))
+        if not sft:
+            continue
+        title = f"{where}: {label} as % of SFT's ({sft:.3g})"
         if base is not None:
             title += f"; base = {100 * base / sft:.0f}%"
         rows_out = [[source] + [f"{100 * points[k] / sft:.0f}%" if k in points else "" for k in ks]
                     for source, points in curves.items()]
-        tables.append(Table(title, ["prior"] + [f"k={k}" for k in ks], rows_out))
+        tables.append(Table(title, header, rows_out, SHARE_NOTE))
     return tables
 
 

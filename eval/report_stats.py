@@ -2,9 +2,10 @@
 
 Confidence intervals and significance come from the outputs and references each record keeps (`per_item`):
 a 95% bootstrap interval of every arm's score and a paired bootstrap test of each arm against the SFT arm of
-the same experiment (Koehn, 2004; 1,000 resamples, seeded). Translation goes through sacreBLEU's own paired
-bootstrap, which recomputes corpus chrF on every resample; tagging resamples sentences the same way and
-recomputes the micro-averaged UPOS accuracy.
+the same experiment (Koehn, 2004; 1,000 resamples, seeded), Holm-corrected over the tests of one table (many
+arms are each tested against SFT). Translation goes through sacreBLEU's own paired bootstrap, which
+recomputes corpus chrF on every resample; tagging resamples sentences the same way and recomputes the
+micro-averaged UPOS accuracy.
 
 Break-even: a training arm pays its training once, a PreTTY arm pays its prior on every item. After
 N = (training device-seconds) / (PreTTY's extra device-seconds per item over the base arm) evaluated items the
@@ -21,7 +22,7 @@ from sacrebleu.metrics import CHRF
 from sacrebleu.significance import PairedTest, estimate_ci
 
 from eval.conductivity import answered
-from eval.pos import score_tagging
+from eval.pos import gold_of, score_references
 from eval.records import (Record, by_experiment, cost, deployable, label, method, reference_arm,
                            training_cost_known)
 
@@ -69,13 +70,15 @@ def _translation(systems: list[list[str]], refs: list[str]) -> list[tuple[float,
 
 
 def _tagging(systems: list[list[str]], refs: list[str]) -> list[tuple[float, float, float | None]]:
-    gold = [r.split() for r in refs]
-    words = np.array([len(g) for g in gold], dtype=float)
-    return _resampled([np.array(score_tagging(hyps, gold)["per_item"]["accuracy"]) * words for hyps in systems], words)
+    words = np.array([len(gold_of(r)[1]) for r in refs], dtype=float)
+    return _resampled([np.array(score_references(hyps, refs)["per_item"]["accuracy"]) * words for hyps in systems],
+                      words)
 
 
 def _choice(systems: list[list[str]], refs: list[str]) -> list[tuple[float, float, float | None]]:
-    """Multiple choice: outputs and references are option indices; an item is right or wrong."""
+    """Multiple choice: an item is right when its output equals its reference. The evaluator writes both as the
+    option's letter and text ("B. Paris"), equal exactly when the option index is, so this counts the same items
+    right as the record's per_item.correct (older records kept the bare option text)."""
     return _resampled([np.array([h == r for h, r in zip(hyps, refs)], dtype=float) for hyps in systems],
                       np.ones(len(refs)))
 
@@ -100,6 +103,18 @@ def _resampled(hits: list[np.ndarray], words: np.ndarray) -> list[tuple[float, f
             p = (np.sum(gaps - gaps.mean() > abs(actual[j] - actual[0])).item() + 1) / (RESAMPLES + 1)
         out.append((float(mean), float(half_width), p))
     return out
+
+
+def holm(pvalues: list[float | None]) -> list[float | None]:
+    """Holm's step-down adjustment over the p-values given (one family; None, an untested row, stays None and
+    does not count): the i-th smallest of m is multiplied by m - i + 1, kept monotone and capped at 1."""
+    tested = sorted((p, i) for i, p in enumerate(pvalues) if p is not None)
+    adjusted: list[float | None] = [None] * len(pvalues)
+    running = 0.0
+    for rank, (p, i) in enumerate(tested):
+        running = max(running, min(1.0, (len(tested) - rank) * p))
+        adjusted[i] = running
+    return adjusted
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 from align import priors as prior_sources
 from core.config import TRAINED, BaseArm, ExperimentConfig, LoraArm, PretrainArm, PrettyArm, SftArm
 from core.errors import UserError
-from core.io import atomic_write_json, atomic_write_jsonl, git_revision, hash_weights, read_jsonl
+from core.io import atomic_write_json, atomic_write_jsonl, git_revision, hash_weights, read_jsonl, sha256_file
 from core.ledger import Cost
 from core.models import load_model, load_tokenizer, resolve
 from core.provenance import PROTOCOL, is_current, protocol_of, stamp
@@ -22,7 +22,7 @@ from eval.conductivity import MEASURED, score_conductivity
 from eval.generate import Generation, generate
 from eval.knowledge import best_options, letter_picks, option_scores, score_choices
 from eval.mt import score_translations
-from eval.pos import score_tagging
+from eval.pos import TagPairs, score_references
 
 
 TRAINING_FIELDS = ("train_examples", "train_tokens", "train_flops", "train_wall_s", "train_device_s",
@@ -70,15 +70,22 @@ def _record_beside(path: str) -> dict:
 
 
 class Evaluator:
-    def __init__(self, cfg: ExperimentConfig, run_dir: Path):
-        self.cfg, self.run_dir = cfg, run_dir
+    """Evaluates on the test split (records in the run directory) or, for choices made before the test, on the
+    dev split (records under <run dir>/dev/, a report of their own)."""
+
+    def __init__(self, cfg: ExperimentConfig, run_dir: Path, split: str = "test"):
+        self.cfg, self.run_dir, self.split = cfg, run_dir, split
+        self.out = run_dir if split == "test" else run_dir / split
         self.base_path = resolve(cfg.model.name)
         self.tok = load_tokenizer(self.base_path, cfg.model.trust_remote_code)
         self._base_model = None
         self._trained: dict[str, tuple] = {}        # weights path -> (model, tokenizer, weights, cost)
         self._tokens_by_lang: dict[str, dict] = {}   # weights path -> training tokens by language
         self._warm: set[int] = set()                  # models that have run their warm-up batch
-        self.test = read_jsonl(run_dir / "data" / "test.jsonl")
+        items = run_dir / "data" / f"{split}.jsonl"
+        if not items.is_file():
+            raise UserError(f"{items}: no {split} items; run the prepare stage (./launch.sh run CONFIG --stage prepare)")
+        self.test, self.data_sha256 = read_jsonl(items), sha256_file(items)
         self.train = read_jsonl(run_dir / "data" / "train.jsonl")
         self.git_rev = git_revision()
 
@@ -156,7 +163,7 @@ class Evaluator:
         return self.gather()
 
     def record_path(self, arm_name: str, task: str, direction: str) -> Path:
-        return self.run_dir / "results" / f"{arm_name}.{task}.{direction}.json"
+        return self.out / "results" / f"{arm_name}.{task}.{direction}.json"
 
     def evaluate(self, arm, task: str, direction: str) -> dict | None:
         path = self.record_path(arm.name, task, direction)
@@ -165,7 +172,8 @@ class Evaluator:
             if old is not None and not is_current(old):
                 print(f"[eval] {arm.name} {task} {direction}: record written under protocol {protocol_of(old)}, "
                       f"this code computes protocol {PROTOCOL}: evaluating again", flush=True)
-            elif old is not None and old.get("config_hash") == self.cfg.hash() and self._still_current(old):
+            elif old is not None and old.get("config_hash") == self.cfg.hash() and self._still_current(old) \
+                    and old.get("data_sha256") == self.data_sha256:
                 print(f"[eval] {arm.name} {task} {direction}: kept {path}", flush=True)
                 return old
         if isinstance(arm, PrettyArm) and arm.prior == "dictionary" and task != "mt":
@@ -210,20 +218,29 @@ class Evaluator:
                      "chars_mean": model_priors.chars_mean}
         desc = f"{arm.name} {task} {direction}"
         if task == "knowledge":
+            from eval.knowledge import answer_text, scoring_signature
+
+            knowledge = self.cfg.tasks.knowledge
             n_options = [len(r["options"]) for r in items]
-            if self.cfg.tasks.knowledge.scoring == "letter":
+            if knowledge.scoring == "letter":
                 answers = generate(model, tok, prompts, max_new_tokens=4, batch_size=self.cfg.eval.batch_size, desc=desc)
                 picks = letter_picks([g.text for g in answers], n_options)
             else:
                 picks = best_options(option_scores(model, tok, prompts, [r["completions"] for r in items],
-                                                   self.cfg.eval.batch_size, desc))
-            score = score_choices(picks, [r["label"] for r in items], n_options)
-            gens = [Generation([], [], r["options"][p] if p >= 0 else "(no option)") for r, p in zip(items, picks)]
+                                                   self.cfg.eval.batch_size, desc, knowledge.normalise or "tokens"))
+            score = score_choices(picks, [r["label"] for r in items], n_options,
+                                  scoring_signature(knowledge.scoring, knowledge.normalise))
+            # answers and references as "B. Paris": equal exactly when the option index is, so the report's
+            # intervals (from outputs and references) count the same items right as per_item.correct
+            items = [r | {"tgt": answer_text(r["options"], r["label"])} for r in items]
+            refs = [r["tgt"] for r in items]
+            gens = [Generation([], [], answer_text(r["options"], p)) for r, p in zip(items, picks)]
         elif task == "conductivity":
             gens = generate(model, tok, prompts, max_new_tokens=self.cfg.tasks.conductivity.max_new_tokens,
                             batch_size=self.cfg.eval.batch_size, desc=desc)
         else:
-            max_new = self.cfg.eval.max_new_tokens if task == "mt" else self.cfg.eval.pos_max_new_tokens
+            max_new = self.cfg.eval.max_new_tokens if task == "mt" else \
+                self.cfg.tasks.pos.max_new_tokens(self.cfg.eval.pos_max_new_tokens)
             gens = generate(model, tok, prompts, model_priors.ids if model_priors else None, max_new_tokens=max_new,
                             batch_size=self.cfg.eval.batch_size, desc=desc)
         hyps = [g.text for g in gens]
@@ -231,7 +248,7 @@ class Evaluator:
         if task == "mt":
             score = score_translations(hyps, refs, tgt)
         elif task == "pos":
-            score = score_tagging(hyps, [r["tags"] for r in items])
+            score = score_references(hyps, refs)   # as the report scores it: the references tell the format
         elif task == "conductivity":
             score = score_conductivity(hyps, items, self.cfg.tasks.conductivity.gate)
             probe["subsets"] = score["subsets"]
@@ -243,6 +260,7 @@ class Evaluator:
             **stamp(self.cfg.model.dtype),
             "experiment": self.cfg.name, "arm": arm.name, "method": arm.method, "task": task, "src": src, "tgt": tgt,
             "family": self.cfg.family(arm.name), "seed": self._training_seed(arm), "budget": self.cfg.data.budget,
+            "split": self.split, "data_sha256": self.data_sha256,
             "metrics": score["metrics"], "signatures": score.get("signatures", {}), "n_items": len(items),
             # every output and reference: the report's bootstrap CIs and significance tests need them
             "per_item": score["per_item"] | {"output": hyps, "reference": refs} | {"id": [r["id"] for r in items]},
@@ -289,6 +307,8 @@ class Evaluator:
                   "train_prompts": [r["prompt"] for r in train],
                   "train_pairs": [(r["src"], r["tgt"]) for r in train], "batch_size": self.cfg.eval.batch_size,
                   "dictionary_path": arm.dictionary_path, "n_words": arm.n_words}
+        if task == "pos" and self.cfg.tasks.pos.tag_format == "pairs":   # k counts tags, after copied words
+            kwargs |= {"units": TagPairs, "words": [r["words"] for r in items]}
         if arm.prior in ("sft", "lora"):
             rec = _train_record(self.run_dir, arm.from_arm)
             kwargs |= {"train_cost": Cost.from_dict(rec["cost"]), "weights": _weights(rec["model_dir"]),
@@ -307,7 +327,8 @@ class Evaluator:
         from core.tracking import init_run
         import wandb
 
-        run = init_run(self.cfg, self.run_dir, f"{arm.name}-{task}-{direction}", "eval",
+        name = f"{arm.name}-{task}-{direction}" + ("" if self.split == "test" else f"-{self.split}")
+        run = init_run(self.cfg, self.run_dir, name, "eval",
                        config={"arm": arm.model_dump(mode="json"), "task": task, "direction": direction,
                                "config_hash": self.cfg.hash(), "weights": record["weights"]})
         per_item = {k: v for k, v in record["per_item"].items() if k not in ("output", "reference", "id")}
@@ -328,5 +349,5 @@ class Evaluator:
                 path = self.record_path(arm.name, task, direction)
                 if path.is_file() and (record := _read_record(path)) is not None:
                     records.append(record)
-        atomic_write_jsonl(self.run_dir / "results.jsonl", records)
+        atomic_write_jsonl(self.out / "results.jsonl", records)
         return records

@@ -181,7 +181,7 @@ def test_an_sft_run_records_what_trl_projected(tmp_path, tiny_model, monkeypatch
     import trl.trainer.utils as trl_utils
     from datasets import Dataset
     from transformers import AutoModelForCausalLM
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig
 
     from core.models import load_tokenizer
     from train import sft
@@ -206,8 +206,8 @@ def test_an_sft_run_records_what_trl_projected(tmp_path, tiny_model, monkeypatch
     args = SFTConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, num_train_epochs=1,
                      use_cpu=True, completion_only_loss=True, packing=False, report_to=[], save_strategy="no",
                      include_num_input_tokens_seen="non_padding", disable_tqdm=True, max_length=64)
-    trainer = sft._counting(SFTTrainer, ledger)(model=model, args=args, train_dataset=Dataset.from_list(rows),
-                                                processing_class=load_tokenizer(tiny_model))
+    trainer = sft._trainer_class(ledger)(model=model, args=args, train_dataset=Dataset.from_list(rows),
+                                         processing_class=load_tokenizer(tiny_model))
     ledger.attach(trainer)
     trainer.train()
 

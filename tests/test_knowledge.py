@@ -13,7 +13,8 @@ from core.data import knowledge
 from core.data.facts import LANGS, questions
 from core.errors import UserError
 from core.io import read_jsonl
-from eval.knowledge import best_options, en_consistency, letter_picks, relative_accuracy, score_choices
+from eval.knowledge import (accuracy_ratio, best_options, en_consistency, letter_picks, relative_accuracy,
+                            score_choices)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -33,7 +34,8 @@ def test_facts_ask_the_same_question_with_the_same_options_in_every_language():
 
 
 def test_clika_sets_align_item_ids_across_languages(data_dir):
-    sizes = {"x_geo": (200, 4), "x_name": (180, 4), "x_csqa": (1000, 5), "x_copa": (500, 2)}
+    # x_csqa: 1,000 upstream, less the 49 whose gold text is also a distractor's in some language
+    sizes = {"x_geo": (200, 4), "x_name": (180, 4), "x_csqa": (951, 5), "x_copa": (500, 2)}
     for name, (n, options) in sizes.items():
         en, de = (knowledge.load(name, lang, data_dir) for lang in ("en", "de"))
         assert {q.id for q in en} == {q.id for q in de} and len(en) == n, name
@@ -55,7 +57,9 @@ def test_scoring_and_clika_measures():
     assert s["metrics"]["top_position_share"] == pytest.approx(2 / 3)
     assert letter_picks(["B", " (c) no", "D. Paris", "E", "The answer"], [4, 4, 4, 4, 4]) == [1, -1, 3, -1, -1]
     assert score_choices([1, -1], [1, 0], [4, 4])["metrics"]["unreadable_rate"] == 0.5
-    assert relative_accuracy(0.3, 0.6) == pytest.approx(0.5)
+    assert relative_accuracy(0.3, 0.6, 0.25) == pytest.approx(0.05 / 0.35)
+    assert accuracy_ratio(0.3, 0.6) == pytest.approx(0.5)
+    assert s["metrics"]["chance"] == pytest.approx(0.25)
     assert en_consistency({"a": 1, "b": 1, "c": 0}, {"a": 1, "b": 0, "c": 1}) == pytest.approx(1 / 3)
 
 
@@ -71,7 +75,11 @@ def test_knowledge_task_in_an_experiment(tmp_path, tiny_model):
     ids = [r["per_item"]["id"] for r in records]
     assert ids[0] == ids[1] == ids[2]   # the same questions in each language
     report = (run / "report.md").read_text()
-    assert "Cross-lingual knowledge alignment (CLiKA)" in report and "de acc % / RA / en-CO" in report
+    assert "Cross-lingual knowledge alignment (CLiKA)" in report and "en-CO if independent" in report
+    for r in records:   # the intervals' right/wrong (output == reference) is the tables' (per_item.correct)
+        per_item = r["per_item"]
+        assert [int(o == ref) for o, ref in zip(per_item["output"], per_item["reference"])] == per_item["correct"]
+        assert r["signatures"]["knowledge"].startswith("loglik: log-probability per text-carrying token")
     assert json.loads((run / "data" / "manifest.json").read_text())["knowledge facts-zh"]["test_used"] == 12
 
 
@@ -102,9 +110,15 @@ def test_clika_tables_give_intervals_and_paired_differences_to_base():
     tables = clika_tables([_record("base", "en", en_base), _record("base", "de", de_base),
                            _record("cpt", "en", en_cpt), _record("cpt", "de", de_cpt)])
     clika, diff = tables
-    # RA and en-CO of base in German, each with an interval around it
-    assert re.fullmatch(r"50\.0 / 0\.50 \[0\.[0-4]\d–0\.[6-9]\d\] / 0\.50 \[0\.[0-4]\d–0\.[6-9]\d\]", clika.rows[0][2])
-    assert clika.rows[1][2] == "100.0 / 1.00 [1.00–1.00] / 1.00 [1.00–1.00]"
+    assert clika.header == ["arm", "lang", "acc %", "chance %", "RA", "acc_X / acc_en", "en-CO",
+                            "en-CO if independent"]
+    assert clika.rows[0] == ["base", "en", "100.0", "25.0", "", "", "", ""]
+    base_de = clika.rows[1]
+    # RA = (0.5 - 0.25) / (1 - 0.25) with its interval; the raw ratio beside it; en-CO and its chance baseline
+    assert base_de[:4] == ["base", "de", "50.0", "25.0"]
+    assert re.fullmatch(r"0\.33 \[0\.[0-2]\d–0\.[4-6]\d\]", base_de[4]) and base_de[5] == "0.50"
+    assert re.fullmatch(r"0\.50 \[0\.[0-4]\d–0\.[6-9]\d\]", base_de[6]) and base_de[7] == "0.50"
+    assert clika.rows[3][4:] == ["1.00 [1.00–1.00]", "1.00", "1.00 [1.00–1.00]", "1.00"]
     assert diff.title == "knowledge: facts, accuracy difference to base (points)"
     (cpt_row,) = diff.rows
     assert cpt_row[0] == "cpt" and cpt_row[1].startswith("+0.0") and not cpt_row[1].endswith("*")

@@ -26,7 +26,7 @@ def test_identical_outputs_score_100():
     metrics = score_translations(REFS, REFS, "de")["metrics"]
     assert metrics["bleu"] == pytest.approx(100.0)
     assert metrics["chrf"] == pytest.approx(100.0)
-    assert metrics["off_target_rate"] == 0.0
+    assert metrics["off_target_rate"] == 0.0 and metrics["off_target_undecided_rate"] == 0.0
 
 
 def test_off_target_detection():
@@ -37,6 +37,19 @@ def test_off_target_detection():
     assert result["per_item"]["off_target"] == [False, True, True, True]
     assert result["per_item"]["lang"] == ["de", "en", None, None]
     assert result["metrics"]["off_target_rate"] == pytest.approx(0.75)
+
+
+def test_too_short_to_tell_is_undecided_not_off_target():
+    hyps = ["Ja.",                                                      # lingua: Polish, barely; undecided
+            "Pies śpi pod dużym stołem w kuchni, a kot leży obok.",     # Polish sentence: off target
+            "",                                                         # empty: off target, not undecided
+            "Да.",                                                      # short, but only Russian is Cyrillic
+            "Der Hund schläft unter dem großen Tisch in der Küche."]    # German: on target
+    result = score_translations(hyps, [REFS[0]] * 5, "de")
+    assert result["per_item"]["off_target"] == [False, True, True, True, False]
+    assert result["per_item"]["off_target_undecided"] == [True, False, False, False, False]
+    assert result["metrics"]["off_target_rate"] == pytest.approx(0.6)
+    assert result["metrics"]["off_target_undecided_rate"] == pytest.approx(0.2)
 
 
 def test_chinese_target_uses_zh_tokenizer():

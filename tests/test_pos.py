@@ -44,23 +44,31 @@ def ewt(data_dir) -> list[TaggedSentence]:
 
 
 @pytest.fixture(scope="module")
+def ewt_dev(data_dir) -> list[TaggedSentence]:
+    return load_tagged("en", "dev", data_dir)
+
+
+@pytest.fixture(scope="module")
 def pud_de(data_dir) -> list[TaggedSentence]:
     return load_tagged("de", "test", data_dir)
 
 
-def test_ewt_train_is_dev_plus_test(ewt, data_dir):
-    assert len(ewt) == 2001 + 2077   # no sentence lacks UPOS
-    first = ewt[0]
+def test_ewt_train_is_the_test_file_and_dev_the_dev_file(ewt, ewt_dev, data_dir):
+    assert (len(ewt), len(ewt_dev)) == (2077, 2001)   # no sentence lacks UPOS
+    assert ewt[0].id == "ewt:weblog-blogspot.com_zentelligence_20040423000200_ENG_20040423_000200-0001"
+    assert ewt[0].words == ("What", "if", "Google", "Morphed", "Into", "GoogleOS", "?")
+    first = ewt_dev[0]
     assert first.id == "ewt:weblog-blogspot.com_nominations_20041117172713_ENG_20041117_172713-0001"
     assert first.words == ("From", "the", "AP", "comes", "this", "story", ":")
     assert first.tags == ("ADP", "DET", "PROPN", "VERB", "DET", "NOUN", "PUNCT")
-    assert len({s.id for s in ewt}) == len(ewt)
-    assert all(len(s.words) == len(s.tags) > 0 and set(s.tags) <= set(UPOS) for s in ewt)
+    assert len({s.id for s in ewt + ewt_dev}) == len(ewt) + len(ewt_dev)   # disjoint: dev is no training data
+    for pool in (ewt, ewt_dev):
+        assert all(len(s.words) == len(s.tags) > 0 and set(s.tags) <= set(UPOS) for s in pool)
     # English contractions split into words that spell the surface ("did" "n't"); an empty node's copied
     # word ("write" in an ellipsis) would add letters the text lacks
     texts = _texts(data_dir / "ud" / "UD_English-EWT")
-    assert all(_bare("".join(s.words)) == _bare(texts[s.id.removeprefix("ewt:")]) for s in ewt)
-    elliptic = next(s for s in ewt if s.id == f"ewt:{_EMPTY_NODE_SENT}")
+    assert all(_bare("".join(s.words)) == _bare(texts[s.id.removeprefix("ewt:")]) for s in ewt + ewt_dev)
+    elliptic = next(s for s in ewt_dev if s.id == f"ewt:{_EMPTY_NODE_SENT}")
     assert elliptic.words.count("write") == 1
 
 
@@ -102,16 +110,18 @@ def test_missing_data_and_bad_requests(tmp_path, data_dir):
     with pytest.raises(UserError, match="unknown language code"):
         load_tagged("xx", "test", data_dir)
     with pytest.raises(ValueError, match="split"):
-        load_tagged("en", "dev", data_dir)
+        load_tagged("en", "validation", data_dir)
 
 
-def test_prompt_and_completion_format():
-    assert tagging_prompt(["The", "cat", "sat", "."]) == (
+def test_list_prompt_and_completion_format():
+    """The earlier format, kept as `format: list`."""
+    assert tagging_prompt(["The", "cat", "sat", "."], "list") == (
         "Tag each word with its Universal Dependencies part-of-speech tag "
         "(ADJ ADP ADV AUX CCONJ DET INTJ NOUN NUM PART PRON PROPN PUNCT SCONJ SYM VERB X).\n"
         "Words: The | cat | sat | .\nTags:")
-    assert tagging_prompt(["kostet", "25 000", "Euro"]).endswith("Words: kostet | 25 000 | Euro\nTags:")
-    assert tagging_completion(["DET", "NOUN", "VERB", "PUNCT"]) == " DET NOUN VERB PUNCT"
+    assert tagging_prompt(["kostet", "25 000", "Euro"], "list").endswith("Words: kostet | 25 000 | Euro\nTags:")
+    words = ["The", "cat", "sat", "."]
+    assert tagging_completion(words, ["DET", "NOUN", "VERB", "PUNCT"], "list") == " DET NOUN VERB PUNCT"
 
 
 def test_parse_tags():
@@ -126,7 +136,7 @@ def test_parse_tags():
 
 def test_score_tagging():
     gold = [("DET", "NOUN", "VERB", "PUNCT"), ("PRON", "VERB"), ("NOUN", "PUNCT"), ("ADJ", "NOUN")]
-    perfect = score_tagging([tagging_completion(g) for g in gold], gold)
+    perfect = score_tagging([tagging_completion(["w"] * len(g), g, "list") for g in gold], gold)
     assert perfect["metrics"] == {"upos_accuracy": 1.0, "invalid_rate": 0.0, "unparseable_rate": 0.0,
                                   "misaligned_rate": 0.0, "position_accuracy": 1.0}
     outputs = [" DET NOUN NOUN PUNCT",   # one wrong tag: 3 of 4

@@ -6,6 +6,7 @@ import torch
 from transformers import AutoTokenizer
 
 from align import priors
+from core import pieces
 from core.ledger import Cost
 from core.models import load_model, load_tokenizer
 from core.prompts import translation_prompt
@@ -55,9 +56,9 @@ def test_k1_is_a_word_not_a_bare_space_in_chinese_japanese_and_numbers(gemma):
 def test_byte_pieces_of_one_character_count_once(gemma):
     ids = gemma(" 𠀀𪚥", add_special_tokens=False).input_ids   # '▁' and 4 byte pieces per character
     assert len(ids) == 9
-    assert priors.take_text_pieces(gemma, ids, 1) == ids[:5] and gemma.decode(ids[:5]) == " 𠀀"
-    assert priors.take_text_pieces(gemma, ids, 2) == ids and priors.text_piece_ends(gemma, ids) == [5, 9]
-    assert priors.take_text_pieces(gemma, ids, 3) == ids and priors.take_text_pieces(gemma, ids, 0) == []
+    assert pieces.take_text_pieces(gemma, ids, 1) == ids[:5] and gemma.decode(ids[:5]) == " 𠀀"
+    assert pieces.take_text_pieces(gemma, ids, 2) == ids and pieces.text_piece_ends(gemma, ids) == [5, 9]
+    assert pieces.take_text_pieces(gemma, ids, 3) == ids and pieces.take_text_pieces(gemma, ids, 0) == []
 
 
 def test_oracle_k1_on_pud_carries_text_and_reports_its_characters(gemma, data_dir):

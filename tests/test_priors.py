@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from align import priors
+from core import pieces
 from core.ledger import Cost
 from core.models import load_model, load_tokenizer
 from eval.generate import generate
@@ -169,7 +170,7 @@ def test_task_model_checkpoint_with_another_tokenizer(tok, char_model_dir):
     written = [g.text for g in generate(task, char_tok, prompts, max_new_tokens=80, batch_size=1, stop_at_newline=False)]
     vocab = set(tok.get_vocab().values())
     for ids, text, prompt in zip(p.ids, written, prompts):
-        assert len(priors.text_piece_ends(tok, ids)) <= k and set(ids) <= vocab
+        assert len(pieces.text_piece_ends(tok, ids)) <= k and set(ids) <= vocab
         # the start of the base tokenization of the task model's answer
         assert ids == priors.text_prior(tok, text.split("\n")[0], 1000, prompt)[:len(ids)]
     assert sum(map(bool, p.ids)) >= 2
@@ -180,6 +181,6 @@ def test_same_tokenizer_priors_are_the_model_tokens(tok, model):
     prompts = ["Translate this from English into German:\nEnglish: And God said\nGerman:"]
     p = _from(tok, model, tok, prompts, 3)
     (g,) = generate(model, tok, prompts, max_new_tokens=30, batch_size=1, stop_at_newline=False)
-    assert len(priors.text_piece_ends(tok, g.new_ids)) > 3   # the model writes on: its prior stops at 3 pieces
-    assert p.ids == [priors.take_text_pieces(tok, g.new_ids, 3)]
+    assert len(pieces.text_piece_ends(tok, g.new_ids)) > 3   # the model writes on: its prior stops at 3 pieces
+    assert p.ids == [pieces.take_text_pieces(tok, g.new_ids, 3)]
     assert p.cost.extra_decode_steps_per_item == len(p.ids[0])   # the steps it took, no more

@@ -82,3 +82,28 @@ def test_records_and_checkpoints_of_another_protocol_are_recomputed(tmp_path, ca
     (stale / "model").mkdir(parents=True)
     (stale / "train.json").write_text(json.dumps({"cost": {}}))            # written before protocols existed
     assert not _current(stale) and not stale.exists()
+
+
+def test_data_that_changed_under_the_same_config_is_not_reused(tmp_path, capsys):
+    cfg, run_dir = _run(tmp_path / "runs", "arms=[{method: base}]")
+    (record,) = evaluation.Evaluator(cfg, run_dir).run()
+    test_file = run_dir / "data" / "test.jsonl"
+    assert record["data_sha256"] and record["split"] == "test"
+    rows = test_file.read_text().splitlines()
+    test_file.write_text("\n".join([rows[0].replace('"tgt": "', '"tgt": "Anders: '), *rows[1:]]) + "\n")
+    (again,) = evaluation.Evaluator(cfg, run_dir).run()
+    assert ": kept " not in capsys.readouterr().out and again["data_sha256"] != record["data_sha256"]
+
+    train_file = run_dir / "data" / "train.jsonl"
+    ckpt = run_dir / "checkpoints" / "sft"
+    (ckpt / "model").mkdir(parents=True)
+    (ckpt / "train.json").write_text(json.dumps({"protocol": PROTOCOL, "data_sha256": "0" * 64, "cost": {}}))
+    assert not _current(ckpt, train_file) and not ckpt.exists()         # trained on other data: trained again
+
+
+def test_the_dev_split_is_evaluated_apart_from_the_test(tmp_path):
+    cfg, run_dir = _run(tmp_path / "runs", "arms=[{method: base}]")
+    (dev,) = evaluation.Evaluator(cfg, run_dir, "dev").run()
+    assert dev["split"] == "dev" and (run_dir / "dev" / "results.jsonl").is_file()
+    assert not (run_dir / "results.jsonl").exists()                     # the test split is untouched
+    assert all(i.startswith("bible:17.") for i in dev["per_item"]["id"])  # Esther, held out from training

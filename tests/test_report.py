@@ -10,7 +10,7 @@ from core.errors import UserError
 import cli
 from eval.report import build_report
 from eval.report_plots import pareto_front
-from eval.report_stats import intervals
+from eval.report_stats import holm, intervals
 
 ZERO_COST = {"train_examples": 0, "train_tokens": 0, "train_flops": 0, "train_wall_s": 0.0,
              "train_device_s": 0.0, "train_peak_mem_mb": 0.0, "eval_wall_s": 60.0}
@@ -28,12 +28,13 @@ def outputs(kept):
     return [" ".join(r.split()[: max(1, round(q * len(r.split())))]) for q, r in zip(shares, REFERENCES)]
 
 
-def record(arm, method, bleu, chrf, off, cost, tgt="de", prior=None, steps=0, kept=None):
+def record(arm, method, bleu, chrf, off, cost, tgt="de", prior=None, steps=0, kept=None, undecided=0.0):
     samples = [{"id": f"{tgt}-{i}", "source": f"Source sentence {i}.", "reference": f"Referenz {i}.",
                 "output": f"{arm} output {i}.", "prior": "Das" if prior else None} for i in range(5)]
     per_item = {"output": outputs(kept), "reference": REFERENCES} if kept is not None else {}
     return {"experiment": "demo", "arm": arm, "method": method, "task": "mt", "src": "en", "tgt": tgt,
-            "metrics": {"bleu": bleu, "chrf": chrf, "off_target_rate": off},
+            "metrics": {"bleu": bleu, "chrf": chrf, "off_target_rate": off,
+                        "off_target_undecided_rate": undecided},
             "signatures": {"bleu": "nrefs:1|tok:13a|version:2.6.0", "chrf": "nrefs:1|nc:6|version:2.6.0"},
             "n_items": 100, "samples": samples, "prior": prior, "per_item": per_item,
             "weights": {"path": "/ckpt", "sha256": "abc"}, "config_hash": "cfg123", "git_rev": "deadbeef",
@@ -41,7 +42,8 @@ def record(arm, method, bleu, chrf, off, cost, tgt="de", prior=None, steps=0, ke
 
 
 RECORDS = [  # deliberately out of reading order
-    record("pretty-sft-k2", "pretty", 14.1, 41.7, 0.04, SFT_COST, prior={"source": "sft", "k": 2}, steps=2),
+    record("pretty-sft-k2", "pretty", 14.1, 41.7, 0.04, SFT_COST, prior={"source": "sft", "k": 2}, steps=2,
+           undecided=0.03),
     record("sft", "sft", 18.2, 47.3, 0.01, SFT_COST, kept=[0.8, 1.0] * 20),
     record("pretty-frequent-k1", "pretty", 9.9, 37.5, 0.12, {**ZERO_COST, "eval_wall_s": 70.0},
            prior={"source": "frequent", "k": 1}, steps=1, kept=[1.0, 0.8] * 20),
@@ -71,13 +73,19 @@ def test_report_writes_its_files(run_dir):
     assert "## mt: English → German (100 items)" in md and "## mt: English → Chinese" in md
     # records without per-item outputs have no interval; SFT is the arm the others are tested against
     # training tokens/s = 20480 / 300 s; base trained nothing, so it has none
-    assert "| pretty-sft-k2 | 14.10 | 41.70 | n/a | 4.0 |  | 256 | 20480 | 3.3e13 | 300.0 | 290.0 | 5000 | 68 | 2 |" in md
+    assert ("| pretty-sft-k2 | 14.10 | 41.70 | n/a | 4.0 | 3.0 |  | 256 | 20480 | 3.3e13 | 300.0 | 290.0 | 5000 "
+            "| 68 | 2 |") in md
     sft = next(line for line in md.splitlines() if line.startswith("| sft | 18.20 | 47.30 | ±"))
-    assert sft.endswith("| 1.0 |  | 256 | 20480 | 3.3e13 | 300.0 | 290.0 | 5000 | 68 | 0 |")
-    # base keeps a fifth of each reference, SFT most of it: a significant gap; the frequent prior as much, on other items
-    assert "| 31.0 | 0.001* | 0 | 0 | 0 | 0.0 | 0.0 | 0 | n/a | 0 |" in next(l for l in md.splitlines() if l.startswith("| base |"))
+    assert sft.endswith("| 1.0 | 0.0 |  | 256 | 20480 | 3.3e13 | 300.0 | 290.0 | 5000 | 68 | 0 |")
+    # base keeps a fifth of each reference, SFT most of it: a significant gap; the frequent prior as much, on
+    # other items. Two arms are tested against SFT here: Holm doubles the smaller p (the bootstrap's floor, 1/1001)
+    assert "| 31.0 | 0.0 | 0.002* | 0 | 0 | 0 | 0.0 | 0.0 | 0 | n/a | 0 |" in next(
+        l for l in md.splitlines() if l.startswith("| base |"))
     frequent = next(l for l in md.splitlines() if l.startswith("| pretty-frequent-k1 |")).split(" | ")
-    assert float(frequent[5]) > 0.05
+    assert float(frequent[6]) > 0.05
+    german_note = md.split("## mt: English → German")[1].split("##")[0]
+    assert "p vs SFT (Holm)" in german_note and "Holm-corrected over 2 tests" in german_note
+    assert "too short to tell %" in german_note and "fewer than 10 letters" in german_note
     # the frequent prior costs 10 s more per 100 items than base: SFT's 290 device-seconds pay back after 2,900
     assert "| sft | pretty-frequent-k1 | 290 | 0.100 | 2,900 |" in md
     assert "`nrefs:1|tok:13a|version:2.6.0`" in md
@@ -94,6 +102,11 @@ def test_report_writes_its_files(run_dir):
     assert len(rows) == len(RECORDS)
     sft_de = next(r for r in rows if r["arm"] == "sft" and r["tgt"] == "de")
     assert float(sft_de["chrf"]) == 47.3 and float(sft_de["train_flops"]) == 3.3e13
+    base_de = next(r for r in rows if r["arm"] == "base" and r["tgt"] == "de")   # the raw p and the corrected
+    assert float(base_de["p_vs_sft"]) == pytest.approx(1 / 1001)
+    assert float(base_de["p_vs_sft_holm"]) == pytest.approx(2 / 1001)
+    k2 = next(r for r in rows if r["arm"] == "pretty-sft-k2")
+    assert float(k2["off_target_undecided_rate"]) == 0.03
     assert {r["prior_source"] for r in rows} == {"", "sft", "frequent"}
 
     png = paths["quality_vs_cost"].read_bytes()
@@ -154,6 +167,12 @@ def test_tagging_intervals_and_paired_test():
     # an experiment without an SFT arm still gets intervals, but no test
     alone = intervals([{**rows[1], "arm": "base"}], "pos")[0]
     assert alone.mean == pytest.approx(0.75) and alone.p_vs_sft is None
+
+
+def test_holm_against_a_hand_computed_family():
+    # sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 = 0.02, 0.03, 0.06, 0.04; kept monotone: 0.06 last
+    assert holm([0.01, None, 0.04, 0.03, 0.005]) == pytest.approx([0.03, None, 0.06, 0.06, 0.02])
+    assert holm([0.6, 0.7]) == [1.0, 1.0] and holm([None]) == [None] and holm([0.2]) == [0.2]
 
 
 def test_pareto_front_keeps_what_nothing_cheaper_beats():

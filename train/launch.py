@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from core.config import ExperimentConfig
+from core.io import sha256_file
 from core.provenance import PROTOCOL, is_current, protocol_of
 from core.tracking import wandb_env
 
@@ -47,24 +48,38 @@ def environment(cfg: ExperimentConfig, run_dir: Path, arm_name: str) -> dict[str
     return env
 
 
-def _current(out: Path) -> bool:
-    """A complete checkpoint of this code's protocol; one of another protocol is removed (with a message), so that
-    it is trained again: its costs (and maybe weights) were computed another way."""
+def training_data(cfg: ExperimentConfig, run_dir: Path, arm_name: str, conductivity: str | None = None) -> Path:
+    """The prepared file an arm trains on: a probe's fictional facts, a pretraining arm's token sequence (one per
+    configured arm, shared by its seeds) or the budget's labelled rows."""
+    if conductivity:
+        return run_dir / "data" / f"fictional-{conductivity}.jsonl"
+    if cfg.arm(arm_name).method in ("cpt", "mixed"):
+        return run_dir / "data" / f"pretrain-{cfg.family(arm_name)}.jsonl"
+    return run_dir / "data" / "train.jsonl"
+
+
+def _current(out: Path, data: Path | None = None) -> bool:
+    """A complete checkpoint of this code's protocol, trained on the data now prepared; one of another protocol
+    or other data is removed (with a message), so that it is trained again."""
     record = out / "train.json"
     if not record.is_file():
         return False
     written = json.loads(record.read_text())
-    if is_current(written):
+    why = None
+    if not is_current(written):
+        why = f"written under protocol {protocol_of(written)}, this code computes protocol {PROTOCOL}"
+    elif data is not None and written.get("data_sha256") != sha256_file(data):
+        why = f"trained on other data than {data} holds now"
+    if why is None:
         return True
-    print(f"[train] {out.name}: checkpoint written under protocol {protocol_of(written)}, this code computes "
-          f"protocol {PROTOCOL}: training it again", flush=True)
+    print(f"[train] {out.name}: checkpoint {why}: training it again", flush=True)
     record.unlink()   # first: a crash while removing the rest leaves an incomplete checkpoint, never a stale one
     shutil.rmtree(out)
     return False
 
 
 def _launch(cfg: ExperimentConfig, run_dir: Path, arm_name: str, out_name: str, conductivity: str | None = None) -> None:
-    if _current(run_dir / "checkpoints" / out_name):
+    if _current(run_dir / "checkpoints" / out_name, training_data(cfg, run_dir, arm_name, conductivity)):
         print(f"[train] {out_name}: complete checkpoint found, not retrained", flush=True)
         return
     cmd = command(cfg, run_dir, arm_name, conductivity)

@@ -41,19 +41,6 @@ def projected_positions(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
     return inputs["attention_mask"][:, :-1].bool()
 
 
-def _counting(base, ledger: common.Ledger):
-    """`base` counting each training batch's work into the ledger (from the attention mask: padding-free
-    batches, which have none, are not supported)."""
-
-    class CountingSFTTrainer(base):
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            if model.training:
-                ledger.count(inputs["attention_mask"], projected_positions(inputs))
-            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-
-    return CountingSFTTrainer
-
-
 def lora_config(arm: LoraArm):
     from peft import LoraConfig
 
@@ -61,9 +48,18 @@ def lora_config(arm: LoraArm):
                       task_type="CAUSAL_LM")
 
 
-def _trainer_class(base):
-    class Trainer(ExactlyOnceMixin, base):
+def _trainer_class(ledger: common.Ledger):
+    """TRL's SFTTrainer on exactly-once batches (train/sampler.py), counting each batch's work into the ledger
+    (from the attention mask: padding-free batches, which have none, are not supported)."""
+    from trl import SFTTrainer
+
+    class Trainer(ExactlyOnceMixin, SFTTrainer):
         group_by_length = True   # batches of similar length: a third less padding here
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if model.training:
+                ledger.count(inputs["attention_mask"], projected_positions(inputs))
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
     return Trainer
 
@@ -72,7 +68,7 @@ def train(cfg: ExperimentConfig, arm: SftArm | LoraArm, run_dir: Path, model_pat
           out_dir: Path, data_file: str = "train.jsonl") -> tuple[Cost, dict[str, int]]:
     """Returns the cost and (as every recipe) tokens by language: the prompts mix languages, so none here.
     `data_file` (in the run's data/): the budget's pairs, or a conductivity probe's fictional facts."""
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig
 
     rows = read_jsonl(run_dir / "data" / data_file)
     dataset = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
@@ -87,8 +83,7 @@ def train(cfg: ExperimentConfig, arm: SftArm | LoraArm, run_dir: Path, model_pat
     _score_completion_positions_only()
     model = common.load_model(cfg, model_path)
     ledger = common.Ledger(model, cfg)
-    trainer_class = _trainer_class(_counting(SFTTrainer, ledger))
-    trainer = trainer_class(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                            peft_config=lora_config(arm) if isinstance(arm, LoraArm) else None)
+    trainer = _trainer_class(ledger)(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                                     peft_config=lora_config(arm) if isinstance(arm, LoraArm) else None)
     ledger.attach(trainer)
     return common.run(trainer, ledger, tokenizer, out_dir, examples=len(rows)), {}

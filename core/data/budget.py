@@ -26,16 +26,19 @@ def select(pairs: Sequence[T], n: int, seed: int, what: str) -> list[T]:
 
 
 def check_disjoint(train: Sequence[Pair], test: Sequence[Pair]) -> None:
-    """UserError if a pair id or a source sentence (whitespace-normalised) is in both train and test."""
+    """UserError if a pair id, a source sentence or a target sentence (whitespace-normalised) is in both train
+    and test (or dev): a model that saw the reference in training is not tested on translating."""
     train_ids = {p.id for p in train}
     shared = [p.id for p in test if p.id in train_ids]
     if shared:
         raise UserError(f"train/test leakage: {len(shared)} test pair id(s) also in training, e.g. {shared[0]!r}")
-    train_srcs = {" ".join(p.src.split()) for p in train}
-    shared = [p for p in test if " ".join(p.src.split()) in train_srcs]
-    if shared:
-        raise UserError(f"train/test leakage: {len(shared)} test source sentence(s) also in training, "
-                        f"e.g. {shared[0].id!r}: {shared[0].src[:60]!r}")
+    for side in ("src", "tgt"):
+        seen = {" ".join(getattr(p, side).split()) for p in train}
+        shared = [p for p in test if " ".join(getattr(p, side).split()) in seen]
+        if shared:
+            what = "source" if side == "src" else "target"
+            raise UserError(f"train/test leakage: {len(shared)} test {what} sentence(s) also in training, "
+                            f"e.g. {shared[0].id!r}: {getattr(shared[0], side)[:60]!r}")
 
 
 def round_sizes(n: int, batch_size: int, world: int) -> list[list[int]]:

@@ -6,9 +6,15 @@
 the same places line by line) and `test/Translate/translate<X>.jsonl` (English -> X names).
 
 A reduced protocol for small machines keeps `places` of them (half of each type) and `paraphrases` rows per fact.
+
+1–4 X names per language belong to two places (de "Wirbeltal": Vortex Valley, type 0; Vortex Vale, type 1).
+So a training question is matched to its place among all 400 by the longest whole name it mentions and, for
+a shared name, by type and by the continent its answer gives; and an X question whose name two chosen places
+on different continents share is left out of the test (the manifest's `dropped_ambiguous`).
 """
 from __future__ import annotations
 
+import functools
 import random
 import re
 from collections import defaultdict
@@ -86,11 +92,45 @@ def choose(all_places: list[Place], n: int | None, seed: int) -> list[Place]:
     return [p for p in all_places if p in kept]
 
 
-def _entity(text: str, names: list[str]) -> str | None:
-    """The longest name the text mentions ('Crimson Cradle Peak' before 'Crimson Cradle')."""
-    return next((n for n in names if n in text), None)
+_UNSPACED = re.compile(r"[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")   # CJK, kana, Hangul
 
 
+def _one_word(a: str, b: str) -> bool:
+    """Whether adjacent characters belong to one word: letters or digits of a script that spaces its words
+    (in Chinese or Japanese a name ends wherever it ends). Arabic's tatweel joins a prefix to a name:
+    لـرمال."""
+    return all(c.isalnum() and c != "\u0640" and not _UNSPACED.match(c) for c in (a, b))
+
+
+def _mentions(text: str, name: str) -> bool:
+    """Whether the text names `name` as whole words ('Iridescent Isle' is not in 'Iridescent Isles')."""
+    start = text.find(name)
+    while start >= 0:
+        end = start + len(name)
+        joined_before = start > 0 and _one_word(text[start - 1], name[0])
+        if not joined_before and not (end < len(text) and _one_word(name[-1], text[end])):
+            return True
+        start = text.find(name, start + 1)
+    return False
+
+
+def _place_of(prompt: str, answer: str, by_name: dict[str, list[Place]]) -> Place | None:
+    """The place a question is about, among all places (chosen or not): the one of the longest name it
+    mentions ('Crimson Cradle Peak', not 'Crimson Cradle'). Of two places that share the name (de
+    'Wirbeltal': Vortex Valley and Vortex Vale), an X name fits only a type-0 one (only those are asked about
+    in X), then the one the answer puts on its continent (zh's training file names continents unlike its
+    tests, so there the type decides). None when no name or no single place fits."""
+    name = next((n for n in by_name if n in prompt and _mentions(prompt, n)), None)   # `in` first: fast
+    if name is None:
+        return None
+    candidates = [p for p in by_name[name] if p.type == 0 or p.en == name]
+    rest = answer.replace(name, " ")
+    on_continent = [p for p in candidates if any(_mentions(rest, c) for c in (p.continent_en, p.continent_x))]
+    candidates = on_continent or candidates
+    return candidates[0] if len(candidates) == 1 else None
+
+
+@functools.lru_cache(maxsize=None)
 def _question_language(lang: str):
     """Whether a question is asked in English or in X, from its wording (place names removed): lingua, restricted
     to the two languages. The answers cannot tell: some continents are spelled alike in both."""
@@ -100,50 +140,85 @@ def _question_language(lang: str):
     return lambda text: "en" if detector.detect_language_of(text) == Language.ENGLISH else "x"
 
 
+@functools.lru_cache(maxsize=None)
+def _training_file(root: Path, lang: str) -> tuple[tuple[str, dict, Place | None], ...]:
+    """The training file's rows (id, row, the place a question is about or None for a translation), read
+    once per language: every seed of a process reuses them."""
+    by_name = defaultdict(list)
+    for p in places(root, lang):
+        for n in {p.en, p.x}:
+            by_name[n].append(p)
+    by_name = {n: by_name[n] for n in sorted(by_name, key=len, reverse=True)}   # longest name first
+    out = []
+    for where, r in _jsonl(root / "train" / f"{lang.upper()}.json"):
+        place = None if r["input"] else _place_of(r["prompt"], r["answer"], by_name)
+        if place is None and not r["input"]:
+            raise UserError(f"{where}: the question names no place, or one that several places share")
+        out.append((where.rsplit("/", 1)[-1], r, place))
+    return tuple(out)
+
+
 def training_rows(root: Path, lang: str, chosen: list[Place], paraphrases: int | None) -> list[dict]:
     """The training file's rows about the chosen places and their continents, at most `paraphrases` per fact.
-    A row's fact: for a translation (it has an input), the name translated; for a question, the place it names and
-    the language it is asked in."""
-    continents = {p.continent_en for p in chosen}
-    names = sorted({n for p in chosen for n in (p.en, p.x)}, key=len, reverse=True)
-    of_place = {n: p for p in chosen for n in (p.en, p.x)}
+    A row's fact: for a translation (it has an input), the name translated; for a question, the place it is
+    about (see `_place_of`; one about an unchosen place is never kept) and the language it is asked in."""
+    translated = {p.en for p in chosen} | {p.continent_en for p in chosen}
+    wanted = set(chosen)
     asked_in = _question_language(lang)
     kept, count = [], defaultdict(int)
-    for where, r in _jsonl(root / "train" / f"{lang.upper()}.json"):
-        if r["input"]:
+    for row_id, r, place in _training_file(root, lang):
+        if place is None:
             name = r["answer"].strip()
-            if name not in of_place and name not in continents:
+            if name not in translated:
                 continue
-            fact = ("translation", name)
+            fact, label = ("translation", name), name
+        elif place in wanted:
+            wording = r["prompt"].replace(place.x, " ").replace(place.en, " ")
+            fact, label = (asked_in(wording), place.index), place.en
         else:
-            place = of_place.get(_entity(r["prompt"], names) or "")
-            if place is None:
-                continue
-            fact = (asked_in(r["prompt"].replace(place.x, " ").replace(place.en, " ")), place.en)
+            continue
         count[fact] += 1
         if paraphrases is None or count[fact] <= paraphrases:
-            kept.append({"id": where.rsplit("/", 1)[-1], "fact": f"{fact[0]}:{fact[1]}",
+            kept.append({"id": row_id, "fact": f"{fact[0]}:{label}",
                          "instruction": r["prompt"], "input": r["input"], "answer": r["answer"]})
     return kept
 
 
-def test_items(root: Path, lang: str, chosen: list[Place]) -> list[TestItem]:
-    """Gate subsets (translation, en_type0, en_type1, x_type0) and the measured one (x_type1), for the chosen places."""
-    items = []
+def ambiguous(chosen: list[Place], subset_lang: str) -> set[int]:
+    """Indices of the chosen places whose question in that language ("en" or "x") has two right answers in
+    what training teaches: another chosen place bears the same name there and lies on another continent (de
+    'Wirbeltal': training says in German that it lies in Traumfern (Vortex Valley, type 0), in English that
+    Vortex Vale, German 'Wirbeltal', lies in Spectros (type 1))."""
+    name = (lambda p: p.en) if subset_lang == "en" else (lambda p: p.x)
+    continent = (lambda p: p.continent_en) if subset_lang == "en" else (lambda p: p.continent_x)
+    continents = defaultdict(set)
+    for p in chosen:
+        continents[name(p)].add(continent(p))
+    return {p.index for p in chosen if len(continents[name(p)]) > 1}
+
+
+def test_items(root: Path, lang: str, chosen: list[Place]) -> tuple[list[TestItem], dict[str, int]]:
+    """Gate subsets (translation, en_type0, en_type1, x_type0) and the measured one (x_type1) for the chosen
+    places, without ambiguous questions (see `ambiguous`); and how many of those each subset dropped."""
+    items, dropped = [], defaultdict(int)
     indices = {p.index for p in chosen}
     for code, subset_lang in (("EN", "en"), (lang.upper(), "x")):
+        unclear = ambiguous(chosen, subset_lang)
         for i, (where, r) in enumerate(_jsonl(root / "test" / "target" / f"test{code}.jsonl")):
             if i not in indices:
                 continue
             tags = _tags(where, r["answer"])
-            items.append(TestItem(where.rsplit("/", 1)[-1], f"{subset_lang}_type{tags['type']}",
-                                  r["prompt"], tags["continent"]))
+            subset = f"{subset_lang}_type{tags['type']}"
+            if i in unclear:
+                dropped[subset] += 1
+                continue
+            items.append(TestItem(where.rsplit("/", 1)[-1], subset, r["prompt"], tags["continent"]))
     wanted = {p.en for p in chosen} | {p.continent_en for p in chosen}
     for where, r in _jsonl(root / "test" / "Translate" / f"translate{lang.upper()}.jsonl"):
         if r["input"].strip() in wanted:
             items.append(TestItem(where.rsplit("/", 1)[-1], "translation", f"{r['prompt']}\n{r['input']}",
                                   r["answer"].strip()))
-    return items
+    return items, dict(dropped)
 
 
 def load(data_dir: Path | None, lang: str, n_places: int | None, paraphrases: int | None,
@@ -154,7 +229,7 @@ def load(data_dir: Path | None, lang: str, n_places: int | None, paraphrases: in
     root = data_dir / "clika" / "fictional"
     chosen = choose(places(root, lang), n_places, seed)
     rows = training_rows(root, lang, chosen, paraphrases)
-    items = test_items(root, lang, chosen)
+    items, dropped = test_items(root, lang, chosen)
     kinds = defaultdict(int)
     for r in rows:
         kinds[r["fact"].split(":", 1)[0]] += 1
@@ -162,4 +237,4 @@ def load(data_dir: Path | None, lang: str, n_places: int | None, paraphrases: in
     for i in items:
         subsets[i.subset] += 1
     return rows, items, {"places": len(chosen), "paraphrases": paraphrases or "all", "train_rows": dict(kinds),
-                         "test_items": dict(subsets)}
+                         "test_items": dict(subsets), "dropped_ambiguous": dropped}

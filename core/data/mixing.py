@@ -8,7 +8,7 @@ generator seeded by the experiment's seed, so the same config always yields the 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core.data.mono import Document
 from core.errors import UserError
@@ -20,6 +20,7 @@ class Stream:
     probabilities: dict[str, float]
     pool_tokens: dict[str, int]        # n_l: every token of the language's text
     tokens: dict[str, int]             # realised: tokens of the language in rows
+    decontamination: dict = field(default_factory=dict)   # what was dropped before sampling (decontaminate.py)
 
     @property
     def passes(self) -> dict[str, float]:
@@ -27,9 +28,10 @@ class Stream:
         return {lang: round(n / self.pool_tokens[lang], 4) for lang, n in self.tokens.items()}
 
     def manifest(self) -> dict:
-        return {"token_budget": sum(self.tokens.values()), "probabilities": self.probabilities,
-                "pool_tokens": self.pool_tokens, "tokens_by_lang": self.tokens, "passes_by_lang": self.passes,
-                "sequences": len(self.rows)}
+        record = {"token_budget": sum(self.tokens.values()), "probabilities": self.probabilities,
+                  "pool_tokens": self.pool_tokens, "tokens_by_lang": self.tokens, "passes_by_lang": self.passes,
+                  "sequences": len(self.rows)}
+        return {**record, "decontamination": self.decontamination} if self.decontamination else record
 
 
 def sampling_probabilities(pool_tokens: dict[str, int], alpha: float,

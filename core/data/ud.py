@@ -2,7 +2,8 @@
 train on English, test zero-shot on the Parallel UD (PUD) treebank of another language.
 
 Training reads ``<data_dir>/ud/UD_English-EWT``: only its dev and test files (2,001 + 2,077 sentences) are in the
-shared data, so both together form the training pool, and a train file added later does not silently change it.
+shared data, so its test file is the training pool and its dev file the dev split (choices made before the test),
+and a train file added later does not silently change either.
 Testing reads ``<data_dir>/ud/UD_<Language>-PUD/*.conllu`` (1,000 sentences, the same ``sent_id``s as ``pud``).
 """
 from __future__ import annotations
@@ -17,12 +18,12 @@ from core.data.pud import _HOW
 from core.errors import DataMissing, UserError
 from core.languages import language
 
-Split = Literal["train", "test"]
+Split = Literal["train", "dev", "test"]
 
 UPOS = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN", "PUNCT",
         "SCONJ", "SYM", "VERB", "X")
 
-_EWT_FILES = ("*-ud-dev.conllu", "*-ud-test.conllu")
+_EWT_FILES = {"train": ("*-ud-test.conllu",), "dev": ("*-ud-dev.conllu",)}
 
 
 @dataclass(frozen=True)
@@ -33,19 +34,20 @@ class TaggedSentence:
 
 
 def load_tagged(lang: str, split: Split, data_dir: Path | None) -> list[TaggedSentence]:
-    """The sentences of ``split`` in file order: English EWT for "train", the language's PUD for "test"."""
+    """The sentences of ``split`` in file order: English EWT for "train" and "dev", the language's PUD for
+    "test"."""
     if split not in get_args(Split):
         raise ValueError(f"split must be one of {get_args(Split)}, got {split!r}")
     name = language(lang).ud_name   # unknown codes fail here, listing the known ones
-    if split == "train" and lang != "en":
+    if split != "test" and lang != "en":
         raise UserError(f"ud source: only English has a training treebank (EWT), not {language(lang).name}; "
                         "tagging trains on English and tests zero-shot on other languages")
     if not data_dir:
         raise DataMissing(f"ud source: no data directory given; {_HOW}")
     if not Path(data_dir).is_dir():
         raise DataMissing(f"{data_dir}: data directory not found; {_HOW}")
-    if split == "train":
-        folder, patterns, prefix = Path(data_dir) / "ud" / "UD_English-EWT", _EWT_FILES, "ewt"
+    if split != "test":
+        folder, patterns, prefix = Path(data_dir) / "ud" / "UD_English-EWT", _EWT_FILES[split], "ewt"
     else:
         folder, patterns, prefix = Path(data_dir) / "ud" / f"UD_{name}-PUD", ("*.conllu",), "pud"
     files = []

@@ -1,0 +1,89 @@
+"""Pretraining text without test data (fairness rule 9): a document that shares a word 13-gram with any test or
+dev text (in Chinese and Japanese, written without spaces, a character 50-gram) is dropped, and every drop is
+counted so that the manifest says what was removed.
+
+The n-grams of the held texts are hashed into one dict (hash -> the row that holds it); each document is
+scanned once and stops at its first hit, so millions of characters of gettext or man pages cost seconds.
+Python's str hash is salted per process, which is harmless: the index never outlives the process.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+from core.data.mono import Document
+
+WORD_N, CHAR_N = 13, 50
+CHAR_LANGS = frozenset({"zh", "ja"})
+_WORD = re.compile(r"\w+")
+_CJK = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")   # kana and ideographs
+_EXAMPLES = 5
+
+
+def word_ngrams(text: str) -> Iterator[int]:
+    words = _WORD.findall(text.lower())
+    return (hash(tuple(words[i:i + WORD_N])) for i in range(len(words) - WORD_N + 1))
+
+
+def char_ngrams(text: str) -> Iterator[int]:
+    chars = "".join(text.split())
+    return (hash(chars[i:i + CHAR_N]) for i in range(len(chars) - CHAR_N + 1))
+
+
+def held_texts(rows: Iterable[dict]) -> dict[str, str]:
+    """text -> the first row holding it, over the test and dev rows: every row's source ("src": the sentence to
+    translate, the question, the POS words) and its reference ("tgt"), except POS, whose target is tags."""
+    texts: dict[str, str] = {}
+    for row in rows:
+        name = f"{row.get('task')} {row.get('direction')} {row['id']}"
+        for side in ("src",) if row.get("task") == "pos" else ("src", "tgt"):
+            if isinstance(row.get(side), str) and row[side].strip():
+                texts.setdefault(row[side], name)
+    return texts
+
+
+@dataclass
+class Index:
+    words: dict[int, str] = field(default_factory=dict)   # word n-gram hash -> held row
+    chars: dict[int, str] = field(default_factory=dict)   # character n-gram hash of zh/ja text -> held row
+    texts: int = 0
+
+    @classmethod
+    def of(cls, rows: Iterable[dict]) -> "Index":
+        index = cls()
+        for text, name in held_texts(rows).items():
+            index.texts += 1
+            for h in word_ngrams(text):
+                index.words.setdefault(h, name)
+            if _CJK.search(text):   # the row's language fields name a direction, not always the text's language
+                for h in char_ngrams(text):
+                    index.chars.setdefault(h, name)
+        return index
+
+    def hit(self, text: str, by_chars: bool) -> str | None:
+        """The held row sharing an n-gram with ``text``, or None."""
+        hit = next((self.words[h] for h in word_ngrams(text) if h in self.words), None)
+        if hit is None and by_chars and self.chars:
+            hit = next((self.chars[h] for h in char_ngrams(text) if h in self.chars), None)
+        return hit
+
+
+def decontaminate(docs_by_lang: dict[str, list[Document]], index: Index,
+                  tokenizer) -> tuple[dict[str, list[Document]], dict]:
+    """The documents without those that hit the index, and the record of what was dropped, per language."""
+    kept, record = {}, {"word_ngram": WORD_N, "char_ngram": CHAR_N, "char_langs": sorted(CHAR_LANGS),
+                        "held_texts": index.texts, "by_lang": {}}
+    for lang, docs in docs_by_lang.items():
+        kept[lang], dropped = [], []
+        for doc in docs:
+            hit = index.hit(doc.text, lang in CHAR_LANGS)
+            if hit is None:
+                kept[lang].append(doc)
+            else:
+                dropped.append((doc, hit))
+        removed = tokenizer([d.text for d, _ in dropped], add_special_tokens=False).input_ids if dropped else []
+        record["by_lang"][lang] = {"documents_checked": len(docs), "hits": len(dropped),
+                                   "tokens_removed": sum(map(len, removed)),
+                                   "examples": [{"doc": d.id, "held": h} for d, h in dropped[:_EXAMPLES]]}
+    return kept, record
