@@ -89,7 +89,10 @@ class PosTask(Strict):
 
     @property
     def tag_format(self) -> str:
-        # pairs, chosen on EWT dev (Gemma-3-270M base, 20 sentences): DEV_NUMBERS
+        # pairs. On EWT dev (Gemma-3-270M base, 20 sentences) neither format is followed zero-shot: strict
+        # accuracy 0.0% for both (list and pairs 100% unparseable), pairs with an oracle k=1 prior 0.4%
+        # (it goes on with the tag inventory, "Here/ADV/AUX/C/..."). Pairs because the words tie each tag to
+        # its position: a lost word costs the words it shifts, not the sentence, and a prior counts tags.
         return self.format or "pairs"
 
     def max_new_tokens(self, eval_tokens: int) -> int:
