@@ -384,6 +384,16 @@ class ExperimentConfig(Strict):
                     raise ValueError(f"arm {a.name!r}: init_from {start!r} must name an earlier sft, cpt or mixed arm")
         return self
 
+    @model_validator(mode="after")
+    def _seed_names(self) -> "ExperimentConfig":
+        """A seed copy's name (`<arm>-seed<s>`) must not be another arm's: they would share checkpoints and
+        results."""
+        names = [a.name for a in self.arm_runs()]
+        clash = sorted({n for n in names if names.count(n) > 1})
+        if clash:
+            raise ValueError(f"seeds: the seed copies' names clash with other arms: {clash}; rename those arms")
+        return self
+
     def sft_epochs(self) -> int:
         """Epochs of the labelled budget's training arms (1 without any): what the derived token budget covers."""
         return int(next((a.epochs for a in self.arms if a.method in ("sft", "lora")), 1))

@@ -109,7 +109,8 @@ def is_finished(cfg: ExperimentConfig) -> bool:
             and results.is_file()):
         return False
     try:
-        return all(is_current(r) for r in read_jsonl(results))
+        records = read_jsonl(results)
+        return bool(records) and all(is_current(r) for r in records)
     except ValueError:   # a damaged results.jsonl: the run's evaluation rewrites it
         return False
 

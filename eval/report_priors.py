@@ -6,11 +6,12 @@ from __future__ import annotations
 import io
 import math
 from collections import defaultdict
+from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from eval.records import QUALITY, Record, deployable
+from eval.records import QUALITY, Record, deployable, reference_arm
 from eval.tables import Table
 
 
@@ -32,17 +33,28 @@ def _quality(r: Record, task: str) -> float | None:
 def _curves(rows: list[Record], task: str) -> tuple[dict[str, dict[int, float]], float | None, float | None]:
     """{prior source: {k: quality}} with k = 0 taken from the base arm when no k = 0 arm was run; base; sft.
     An upper bound's source (an oracle prior, or one that says it is not deployable) is named so."""
-    base = next((_quality(r, task) for r in rows if r.get("method") == "base"), None)
+    reference = reference_arm(rows)   # the experiment's own base arm, not any arm of method base
+    base = _quality(reference, task) if reference is not None and reference.get("method") == "base" else None
     sft = next((_quality(r, task) for r in rows if r.get("arm") == "sft"), None)
     curves: dict[str, dict[int, float]] = defaultdict(dict)
     for r in rows:
         prior, q = r.get("prior") or {}, _quality(r, task)
         if r.get("method") == "pretty" and prior.get("source") and q is not None:
-            curves[prior["source"] + ("" if deployable(r) else UPPER)][int(prior.get("k", 0))] = q
+            curves[_prior_name(r) + ("" if deployable(r) else UPPER)][int(prior.get("k", 0))] = q
     for points in curves.values():
         if 0 not in points and base is not None:
             points[0] = base
     return dict(sorted(curves.items())), base, sft
+
+
+def _prior_name(r: Record) -> str:
+    """A prior source, with the model it comes from when that is not the arm named like the source: two sft
+    priors from two sft arms, or two task models, are two curves, not one overwritten by the other."""
+    prior = r.get("prior") or {}
+    source, origin = prior["source"], prior.get("from_arm")
+    if source == "task_model":
+        origin = "/".join(Path(((r.get("weights") or {}).get("prior") or {}).get("path") or "?").parts[-3:])
+    return source if origin in (None, source) else f"{source} ({origin})"
 
 
 def _where(task: str, src: str, tgt: str, experiment: str, many: bool) -> str:

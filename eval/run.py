@@ -86,6 +86,8 @@ class Evaluator:
         if not items.is_file():
             raise UserError(f"{items}: no {split} items; run the prepare stage (./launch.sh run CONFIG --stage prepare)")
         self.test, self.data_sha256 = read_jsonl(items), sha256_file(items)
+        # the budget's rows: what training arms and the frequent / dictionary priors are built from
+        self.train_data_sha256 = sha256_file(run_dir / "data" / "train.jsonl")
         self.train = read_jsonl(run_dir / "data" / "train.jsonl")
         self.git_rev = git_revision()
 
@@ -113,6 +115,10 @@ class Evaluator:
         if path == self.base_path:
             return Cost()
         rec = _record_beside(path)
+        if rec.get("cost") and not is_current(rec):   # counted by another convention: not comparable
+            print(f"[eval] {path}: its training cost was recorded under protocol {protocol_of(rec)}, this code "
+                  f"counts by protocol {PROTOCOL}: treated as unknown", flush=True)
+            return unknown_training_cost()
         return Cost.from_dict(rec["cost"]) if rec.get("cost") else unknown_training_cost()
 
     def _prior_model(self, arm: PrettyArm):
@@ -173,7 +179,8 @@ class Evaluator:
                 print(f"[eval] {arm.name} {task} {direction}: record written under protocol {protocol_of(old)}, "
                       f"this code computes protocol {PROTOCOL}: evaluating again", flush=True)
             elif old is not None and old.get("config_hash") == self.cfg.hash() and self._still_current(old) \
-                    and old.get("data_sha256") == self.data_sha256:
+                    and old.get("data_sha256") == self.data_sha256 \
+                    and old.get("train_data_sha256") == self.train_data_sha256:
                 print(f"[eval] {arm.name} {task} {direction}: kept {path}", flush=True)
                 return old
         if isinstance(arm, PrettyArm) and arm.prior == "dictionary" and task != "mt":
@@ -260,7 +267,7 @@ class Evaluator:
             **stamp(self.cfg.model.dtype),
             "experiment": self.cfg.name, "arm": arm.name, "method": arm.method, "task": task, "src": src, "tgt": tgt,
             "family": self.cfg.family(arm.name), "seed": self._training_seed(arm), "budget": self.cfg.data.budget,
-            "split": self.split, "data_sha256": self.data_sha256,
+            "split": self.split, "data_sha256": self.data_sha256, "train_data_sha256": self.train_data_sha256,
             "metrics": score["metrics"], "signatures": score.get("signatures", {}), "n_items": len(items),
             # every output and reference: the report's bootstrap CIs and significance tests need them
             "per_item": score["per_item"] | {"output": hyps, "reference": refs} | {"id": [r["id"] for r in items]},

@@ -54,3 +54,14 @@ def test_token_budget_is_refused_when_epochs_disagree(tmp_path, capsys):
     code = cli.main(["run", SMOKE, f"output_dir={tmp_path}", arms, "--stage", "prepare"])
     assert code == 2 and "data.token_budget" in capsys.readouterr().err
     assert not (tmp_path / "pretrain-smoke").exists()
+
+
+def test_a_resumed_later_epoch_keeps_its_own_order():
+    """On a resume the Trainer's skip wrapper hides the sampler from its set_epoch: the callback sets it."""
+    from types import SimpleNamespace
+
+    from train.sampler import _EpochSync
+
+    sampler = ExactlyOnce(list(range(37)), 4, 2, 0, seed=0, group_by_length=False)
+    _EpochSync(sampler).on_epoch_begin(None, SimpleNamespace(epoch=1.25), None)
+    assert sampler.epoch == 1

@@ -87,3 +87,15 @@ def test_prepare_drops_pretraining_documents_holding_test_sentences(tmp_path, ti
     assert mixed["en"]["hits"] == 1 and mixed["en"]["examples"][0]["doc"] == "text:en.txt:3"   # a source, lowercased
     for arm in ("cpt", "mixed"):
         assert not {"text:de.txt:7", "text:en.txt:3"} & {r["doc"] for r in read_jsonl(run / f"pretrain-{arm}.jsonl")}
+
+
+def test_held_texts_shorter_than_an_ngram_are_matched_whole():
+    """Most zh/ja test sentences have fewer than 13 words and many fewer than 50 characters: matched whole."""
+    zh = "他每天早上都会在港口修补自己的渔网然后出海"          # 21 characters, one "word"
+    en = "And the king said unto them, go your way."         # 9 words
+    index = Index.of([{"id": "5", "task": "mt", "direction": "en-zh", "src": en, "tgt": zh},
+                      {"id": "6", "task": "mt", "direction": "en-de", "src": "Ja.", "tgt": "Ja."}])
+    assert index.hit("序言。" + zh + "。后记", True) == "mt en-zh 5"
+    assert index.hit("Then, AND THE KING SAID UNTO THEM, GO YOUR WAY; and they went.", False) == "mt en-zh 5"
+    assert index.hit("And the king said unto them, go", False) is None
+    assert index.hit("Ja, das ist so.", False) is None and index.too_short == 1   # "Ja." decides nothing

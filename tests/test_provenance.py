@@ -107,3 +107,21 @@ def test_the_dev_split_is_evaluated_apart_from_the_test(tmp_path):
     assert dev["split"] == "dev" and (run_dir / "dev" / "results.jsonl").is_file()
     assert not (run_dir / "results.jsonl").exists()                     # the test split is untouched
     assert all(i.startswith("bible:17.") for i in dev["per_item"]["id"])  # Esther, held out from training
+
+
+def test_a_cost_counted_under_another_protocol_is_unknown(tmp_path, outside_models):
+    _, ckpt = outside_models
+    record = ckpt.parent / "train.json"
+    record.write_text(record.read_text().replace(f'"protocol": {PROTOCOL}', '"protocol": 1'))
+    cfg, run_dir = _run(tmp_path / "runs", f"arms=[{{method: base}}, "
+                                           f"{{method: pretty, prior: task_model, task_model: {ckpt}, k: 1}}]")
+    records = {r["arm"]: r for r in evaluation.Evaluator(cfg, run_dir).run()}
+    assert records["pretty-task_model-k1"]["cost"]["train_flops"] is None
+
+
+def test_a_checkpoint_started_from_a_retrained_one_is_trained_again(tmp_path):
+    ckpt = tmp_path / "checkpoints" / "cpt-sft"
+    (ckpt / "model").mkdir(parents=True)
+    (ckpt / "train.json").write_text(json.dumps({"protocol": PROTOCOL, "start_weights_sha256": "old"}))
+    assert _current(ckpt, None, "old")
+    assert not _current(ckpt, None, "new") and not ckpt.exists()

@@ -70,3 +70,13 @@ def test_gap_closed_pairs_arms_within_one_experiment():
     gaps = [t for t in recovery_tables(sweep) if "gap closed" in t.title]
     assert [t.title.split(":")[0] for t in gaps] == ["mt en→de (budget1024)", "mt en→de (budget64)"]
     assert [t.rows for t in gaps] == [[["frequent", "0%", "25%"]], [["frequent", "0%", "50%"]]]
+
+
+def test_priors_from_two_models_are_two_curves_against_the_experiments_own_base():
+    outside = rec("other", "base", 5.0)          # an outside model listed first: not the reference
+    two = [outside, rec("base", "base", 20.0), rec("sft", "sft", 40.0), rec("sft2", "sft", 30.0),
+           rec("pretty-sft-k1", "pretty", 30.0, {"source": "sft", "k": 1, "from_arm": "sft"}),
+           rec("p2", "pretty", 25.0, {"source": "sft", "k": 1, "from_arm": "sft2"})]
+    gap = recovery_tables(two)[0].markdown(3)
+    assert "base 20 → SFT 40" in gap
+    assert "| sft | 0% | 50% |" in gap and "| sft (sft2) | 0% | 25% |" in gap

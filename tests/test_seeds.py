@@ -45,3 +45,12 @@ def test_report_shows_mean_and_sd_over_seeds_beside_the_first_seeds_row(tmp_path
     assert "chrF mean ± sd over seeds" in table and "32.00 ± 2.00 (3)" in table
     assert "sft-seed1" not in table                       # one row per arm: the first seed's
     assert (tmp_path / "report.csv").read_text().count("sft-seed") == 2   # every seed's record in the CSV
+
+
+def test_a_seed_copy_may_not_take_another_arms_name():
+    import pytest
+
+    from core.errors import UserError
+
+    with pytest.raises(UserError, match="clash"):
+        load_config(DEMO, ["seeds=[0, 1]", "arms.5={method: sft, name: sft-seed1}"])

@@ -58,9 +58,25 @@ def training_data(cfg: ExperimentConfig, run_dir: Path, arm_name: str, conductiv
     return run_dir / "data" / "train.jsonl"
 
 
-def _current(out: Path, data: Path | None = None) -> bool:
-    """A complete checkpoint of this code's protocol, trained on the data now prepared; one of another protocol
-    or other data is removed (with a message), so that it is trained again."""
+def start_arm(cfg: ExperimentConfig, arm_name: str, conductivity: str | None = None) -> str | None:
+    """The arm of this run whose checkpoint a training job starts from: init_from, or the trained arm a
+    conductivity probe fine-tunes; None when it starts from a model outside the run's training."""
+    arm = cfg.arm(arm_name)
+    if conductivity:
+        return arm.name if arm.method != "base" else None
+    return getattr(arm, "init_from", None)
+
+
+def start_weights(run_dir: Path, start: str | None) -> str | None:
+    """The weight hash of the checkpoint a job starts from, as its train.json records it."""
+    record = run_dir / "checkpoints" / start / "train.json" if start else None
+    return json.loads(record.read_text()).get("weights_sha256") if record and record.is_file() else None
+
+
+def _current(out: Path, data: Path | None = None, start: str | None = None) -> bool:
+    """A complete checkpoint of this code's protocol, trained on the data now prepared, from the start
+    checkpoint now on disk; one of another protocol, other data or another start is removed (with a message),
+    so that it is trained again."""
     record = out / "train.json"
     if not record.is_file():
         return False
@@ -70,6 +86,8 @@ def _current(out: Path, data: Path | None = None) -> bool:
         why = f"written under protocol {protocol_of(written)}, this code computes protocol {PROTOCOL}"
     elif data is not None and written.get("data_sha256") != sha256_file(data):
         why = f"trained on other data than {data} holds now"
+    elif start is not None and written.get("start_weights_sha256") != start:
+        why = "started from a checkpoint that has been trained again since"
     if why is None:
         return True
     print(f"[train] {out.name}: checkpoint {why}: training it again", flush=True)
@@ -79,7 +97,8 @@ def _current(out: Path, data: Path | None = None) -> bool:
 
 
 def _launch(cfg: ExperimentConfig, run_dir: Path, arm_name: str, out_name: str, conductivity: str | None = None) -> None:
-    if _current(run_dir / "checkpoints" / out_name, training_data(cfg, run_dir, arm_name, conductivity)):
+    if _current(run_dir / "checkpoints" / out_name, training_data(cfg, run_dir, arm_name, conductivity),
+                start_weights(run_dir, start_arm(cfg, arm_name, conductivity))):
         print(f"[train] {out_name}: complete checkpoint found, not retrained", flush=True)
         return
     cmd = command(cfg, run_dir, arm_name, conductivity)

@@ -24,7 +24,7 @@ from core.ledger import Cost  # noqa: E402
 from core.models import resolve  # noqa: E402
 from core.provenance import stamp  # noqa: E402
 from train import checks, pretrain, sft  # noqa: E402
-from train.launch import training_data  # noqa: E402
+from train.launch import start_arm, start_weights, training_data  # noqa: E402
 from train.trainer import rank  # noqa: E402
 
 METHODS = {"sft": sft.train, "lora": sft.train, "cpt": pretrain.train, "mixed": pretrain.train}
@@ -90,6 +90,7 @@ def main(argv=None) -> None:
     atomic_write_json(out / "train.json", {
         **stamp(cfg.model.dtype), "seed": cfg.seed if arm.seed is None else arm.seed,
         "data_sha256": sha256_file(training_data(cfg, args.run_dir, probe_of or arm.name, args.conductivity)),
+        "start_weights_sha256": start_weights(args.run_dir, start_arm(cfg, probe_of or arm.name, args.conductivity)),
         "arm": arm.name, "method": arm.method, "base_model": model_path, "model_dir": str(model_dir),
         "init_from": arm.init_from, "probe_of": probe_of, "weights_sha256": hash_weights(model_dir), "config_hash": cfg.hash(),
         "check": check, "cost": cost.as_dict(), "stage_cost": stage_cost.as_dict(), "tokens_by_lang": tokens_by_lang,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 
+from transformers import TrainerCallback
 from transformers.trainer_pt_utils import BatchRebalanceSampler
 
 from core.data.budget import round_sizes
@@ -50,6 +51,18 @@ class ExactlyOnce(BatchRebalanceSampler):
             position += sum(sizes)
 
 
+class _EpochSync(TrainerCallback):
+    """Sets the sampler's epoch from the Trainer's state at each epoch's start: on a resume the Trainer wraps the
+    dataloader to skip the batches already trained, and its own set_epoch no longer reaches the sampler, which
+    would then serve epoch 0's order for the rest of a later epoch (repeats and drops)."""
+
+    def __init__(self, sampler: ExactlyOnce):
+        self.sampler = sampler
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self.sampler.set_epoch(int(state.epoch + 1e-6))
+
+
 class ExactlyOnceMixin:
     """For a transformers Trainer subclass: train on ExactlyOnce batches. `group_by_length` on the class."""
 
@@ -58,5 +71,7 @@ class ExactlyOnceMixin:
     def _get_train_sampler(self, train_dataset=None):
         dataset = train_dataset if train_dataset is not None else self.train_dataset
         lengths = [len(ids) for ids in dataset["input_ids"]]
-        return ExactlyOnce(lengths, self.args.per_device_train_batch_size, self.args.world_size,
-                           self.args.process_index, self.args.seed, self.group_by_length)
+        sampler = ExactlyOnce(lengths, self.args.per_device_train_batch_size, self.args.world_size,
+                              self.args.process_index, self.args.seed, self.group_by_length)
+        self.add_callback(_EpochSync(sampler))
+        return sampler
