@@ -23,3 +23,13 @@ def tiny_model() -> str:
     from core.models import resolve
 
     return resolve("tiny-llama")
+
+
+@pytest.fixture(scope="session")
+def gemma():
+    """The real Gemma-3 tokenizer (the packaged model, converted once into the cache)."""
+    from transformers import AutoTokenizer
+
+    from core.models import resolve
+
+    return AutoTokenizer.from_pretrained(resolve("gemma-3-270m"))

@@ -2,7 +2,6 @@
 of k tags, and the earlier tag-list format kept as `format: list`."""
 import pytest
 import torch
-from transformers import AutoTokenizer
 
 from align import priors
 from core.config import PosTask, load_config
@@ -15,16 +14,6 @@ from tests.test_tasks import SMOKE
 
 WORDS = ["The", "cat", "sat", "."]
 TAGS = ["DET", "NOUN", "VERB", "PUNCT"]
-
-
-@pytest.fixture(scope="module")
-def gemma():
-    from core.models import resolve
-
-    try:
-        return AutoTokenizer.from_pretrained(resolve("gemma-3-270m"))
-    except Exception as e:   # not cached and offline
-        pytest.skip(f"Gemma-3 tokenizer unavailable: {e}")
 
 
 def test_pairs_prompt_and_completion():

@@ -3,7 +3,6 @@ text, prior ids come from the joint tokenization of prompt and completion, model
 they took, a prior counts inside max_new_tokens, and a model prior's name agrees with its arm."""
 import pytest
 import torch
-from transformers import AutoTokenizer
 
 from align import priors
 from core import pieces
@@ -14,16 +13,6 @@ from eval.generate import generate
 
 ZH = translation_prompt("This is a test.", "en", "zh")
 JA = translation_prompt("In 1984, he was born.", "en", "ja")
-
-
-@pytest.fixture(scope="module")
-def gemma():
-    from core.models import resolve
-
-    try:
-        return AutoTokenizer.from_pretrained(resolve("gemma-3-270m"))
-    except Exception as e:   # not cached and offline
-        pytest.skip(f"Gemma-3 tokenizer unavailable: {e}")
 
 
 @pytest.fixture(scope="module")
