@@ -20,7 +20,7 @@ from core.models import load_model, load_tokenizer, resolve
 from core.provenance import PROTOCOL, is_current, protocol_of, stamp
 from eval.conductivity import MEASURED, score_conductivity
 from eval.generate import Generation, generate
-from eval.knowledge import best_options, letter_picks, option_scores, score_choices
+from eval.knowledge import answer_text, best_options, letter_picks, option_scores, score_choices, scoring_signature
 from eval.mt import score_translations
 from eval.pos import TagPairs, score_references
 
@@ -225,8 +225,6 @@ class Evaluator:
                      "chars_mean": model_priors.chars_mean}
         desc = f"{arm.name} {task} {direction}"
         if task == "knowledge":
-            from eval.knowledge import answer_text, scoring_signature
-
             knowledge = self.cfg.tasks.knowledge
             n_options = [len(r["options"]) for r in items]
             if knowledge.scoring == "letter":
