@@ -20,7 +20,8 @@ from core.models import load_model, load_tokenizer, resolve
 from core.provenance import PROTOCOL, is_current, protocol_of, stamp
 from eval.conductivity import MEASURED, score_conductivity
 from eval.generate import Generation, generate
-from eval.knowledge import answer_text, best_options, letter_picks, option_scores, score_choices, scoring_signature
+from eval.knowledge import (answer_text, best_options, letter_picks, option_scores, score_choices,
+                            scoring_signature)
 from eval.mt import score_translations
 from eval.pos import TagPairs, score_references
 
