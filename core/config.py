@@ -222,6 +222,8 @@ class BaseArm(Strict):
 class SftArm(TrainArgs):
     method: Literal["sft"]
     name: str = "sft"
+    padding_free: Optional[bool] = Field(None, description="TRL's padding-free batches: a batch is one row of "
+                                         "concatenated examples, attention kept within each (default: padded)")
 
 
 class LoraArm(TrainArgs):
@@ -232,6 +234,7 @@ class LoraArm(TrainArgs):
     alpha: int = Field(32, gt=0)
     dropout: float = Field(0.05, ge=0, lt=1)
     target_modules: Union[str, list[str]] = "all-linear"
+    padding_free: Optional[bool] = Field(None, description="as for sft")
 
 
 class PretrainArm(TrainArgs):

@@ -109,11 +109,12 @@ def training_flops(body_params: int, head_params: int, tokens: int, head_positio
     return body + head + 12.0 * layers * width * sum_seq_sq
 
 
-def batch_counts(attention_mask: torch.Tensor, projected: torch.Tensor) -> dict[str, int]:
-    """What one training batch computed, for training_flops: `tokens` (non-padding), `lm_head_positions`
-    (the true ones in `projected`, which marks non-padding positions the head projects) and `sum_seq_sq`
-    (Σ over rows of the non-padding length²)."""
-    lengths = attention_mask.sum(dim=1).long()
+def batch_counts(lengths: torch.Tensor, projected: torch.Tensor) -> dict[str, int]:
+    """What one training batch computed, for training_flops: `tokens` (the sum of the examples' non-padding
+    `lengths`), `lm_head_positions` (the true ones in `projected`, which marks non-padding positions the head
+    projects) and `sum_seq_sq` (Σ over examples of length²: attention stays within an example, also when a
+    padding-free batch concatenates them)."""
+    lengths = lengths.long()
     # one device-to-host copy per batch, not three
     counts = torch.stack([lengths.sum(), projected.sum().long(), (lengths * lengths).sum()]).tolist()
     return dict(zip(("tokens", "lm_head_positions", "sum_seq_sq"), counts))

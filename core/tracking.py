@@ -50,6 +50,16 @@ def run_id(cfg: ExperimentConfig, name: str, job_type: str) -> str:
     return f"{cfg.name}-{name}-{job_type}-{cfg.hash()[:8]}-p{PROTOCOL}".replace(".", "_")
 
 
+def active_run():
+    """This process's W&B run, or None: also where wandb is not installed (a GPU box without it runs with
+    wandb.mode: disabled)."""
+    try:
+        import wandb
+    except ImportError:
+        return None
+    return wandb.run
+
+
 def init_run(cfg: ExperimentConfig, run_dir: Path, name: str, job_type: str, config: dict | None = None):
     """A W&B run in this process (evaluation, report)."""
     os.environ.update(wandb_env(cfg, run_dir, name, job_type))

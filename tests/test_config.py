@@ -92,3 +92,17 @@ def test_wandb_table_keys_fit_wandbs_artifact_names():
     import re
     for key in keys:
         assert key.startswith("report/0") and len(re.sub(r"[^a-zA-Z0-9_\-.]+", "", f"run-{run_id}-{key}")) + 7 <= 128
+
+
+@pytest.mark.parametrize("name, hub_id", [("llama-3.1-8b", "meta-llama/Llama-3.1-8B"),
+                                          ("qwen2.5-7b", "Qwen/Qwen2.5-7B")])
+def test_research_scale_configs_are_the_demos_comparison(name, hub_id):
+    """Checked offline (the config, not the download): a hub id, bf16 where available, ZeRO-3 over 8 GPUs,
+    and the demo's arms at the demo's budget."""
+    demo = load_config(REPO / "configs" / "experiments" / "demo.yaml")
+    cfg = load_config(REPO / "configs" / "experiments" / f"{name}.yaml")
+    assert cfg.model.name == hub_id and cfg.model.dtype == "auto"
+    assert cfg.deepspeed.path().is_file() and cfg.deepspeed.num_gpus == 8
+    assert '"stage": 3' in cfg.deepspeed.path().read_text()
+    assert [a.name for a in cfg.arms] == [a.name for a in demo.arms]
+    assert cfg.data.budget == demo.data.budget and cfg.tasks.units() == demo.tasks.units()

@@ -76,11 +76,29 @@ def test_batch_counts_from_a_padded_batch(monkeypatch):
 
     monkeypatch.setattr(trl_utils, "_use_triton", trl_utils._use_triton)   # undone after the test
 
-    assert batch_counts(MASK, pretrain.projected_positions(MASK)) == \
+    assert batch_counts(MASK.sum(dim=1), pretrain.projected_positions(MASK)) == \
         {"tokens": 8, "lm_head_positions": 8, "sum_seq_sq": 5 * 5 + 3 * 3}
     sft._score_completion_positions_only()   # TRL's compact head on CPU: one position per completion label
     inputs = {"attention_mask": MASK, "labels": LABELS}
-    assert batch_counts(MASK, sft.projected_positions(inputs))["lm_head_positions"] == 2 + 2
+    assert batch_counts(sft.sequence_lengths(inputs), sft.projected_positions(inputs))["lm_head_positions"] == 2 + 2
+
+
+def test_a_padding_free_batch_counts_as_the_padded_one(monkeypatch):
+    """TRL's padding-free collator concatenates the two examples of MASK into one row: the same tokens,
+    the same completion positions, and attention within each example (5² + 3², not 8²)."""
+    import trl.trainer.utils as trl_utils
+
+    from train import sft
+
+    monkeypatch.setattr(trl_utils, "_use_triton", trl_utils._use_triton)
+    sft._score_completion_positions_only()
+    flat = {"labels": torch.tensor([[-100, -100, -100, 13, 14, -100, 21, 22]]),
+            "position_ids": torch.tensor([[0, 1, 2, 3, 4, 0, 1, 2]]),
+            "cu_seq_lens_q": torch.tensor([0, 5, 8], dtype=torch.int32)}
+    padded = {"attention_mask": MASK, "labels": LABELS}
+    assert batch_counts(sft.sequence_lengths(flat), sft.projected_positions(flat)) == \
+        batch_counts(sft.sequence_lengths(padded), sft.projected_positions(padded)) == \
+        {"tokens": 8, "lm_head_positions": 4, "sum_seq_sq": 5 * 5 + 3 * 3}
 
 
 def test_sft_counts_real_positions_when_trl_projects_every_one(monkeypatch):
@@ -166,7 +184,7 @@ def test_counters_survive_a_resume(tmp_path, tiny_model):
     model = AutoModelForCausalLM.from_pretrained(tiny_model)
     ledger = common.Ledger(model, _fake_cfg())
     ledger.on_train_begin(None, types.SimpleNamespace(num_input_tokens_seen=0), None)
-    ledger.count(MASK, MASK.bool())
+    ledger.count(MASK.sum(dim=1), MASK.bool())
     (tmp_path / "trainer" / "checkpoint-3").mkdir(parents=True)
     ledger.on_save(types.SimpleNamespace(output_dir=str(tmp_path / "trainer")),
                    types.SimpleNamespace(global_step=3, num_input_tokens_seen=8), None)

@@ -30,11 +30,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def launcher() -> list[str]:
+    """The `deepspeed` command beside this Python; where pip installed the package without its scripts (e.g.
+    with --target), the same runner as a module."""
+    script = Path(sys.executable).with_name("deepspeed")
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "deepspeed.launcher.runner"]
+
+
 def command(cfg: ExperimentConfig, run_dir: Path, arm_name: str, conductivity: str | None = None) -> list[str]:
-    launcher = Path(sys.executable).with_name("deepspeed")
     port = cfg.deepspeed.master_port or _free_port()
     hosts = ["--hostfile", cfg.deepspeed.hostfile] if cfg.deepspeed.hostfile else []
-    return [str(launcher), *hosts, "--num_gpus", str(cfg.deepspeed.num_gpus), "--master_port", str(port),
+    return [*launcher(), *hosts, "--num_gpus", str(cfg.deepspeed.num_gpus), "--master_port", str(port),
             str(REPO / "train" / "run.py"), "--run-dir", str(run_dir), "--arm", arm_name,
             *(["--conductivity", conductivity] if conductivity else [])]
 

@@ -56,7 +56,7 @@ def _trainer_class(ledger: common.Ledger, langs: list[str]):
                 mask = inputs["attention_mask"]
                 for i, n in zip(lang.tolist(), mask.sum(1).tolist()):
                     ledger.tokens_by_lang[langs[i]] += int(n)
-                ledger.count(mask, projected_positions(mask))
+                ledger.count(mask.sum(dim=1), projected_positions(mask))
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
     return PretrainTrainer

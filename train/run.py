@@ -23,6 +23,7 @@ from core.io import atomic_write_json, hash_weights, sha256_file  # noqa: E402
 from core.ledger import Cost  # noqa: E402
 from core.models import resolve  # noqa: E402
 from core.provenance import stamp  # noqa: E402
+from core.tracking import active_run  # noqa: E402
 from train import checks, pretrain, sft  # noqa: E402
 from train.launch import start_arm, start_weights, training_data  # noqa: E402
 from train.trainer import rank  # noqa: E402
@@ -98,10 +99,8 @@ def main(argv=None) -> None:
     # intermediate checkpoints (optimizer states: several times the model) are only needed to resume
     for checkpoint in (out / "trainer").glob("checkpoint-*"):
         shutil.rmtree(checkpoint, ignore_errors=True)
-    import wandb
-
-    if wandb.run is not None:
-        wandb.finish()
+    if (run := active_run()) is not None:
+        run.finish()
 
 
 if __name__ == "__main__":

@@ -28,6 +28,14 @@ def _score_completion_positions_only() -> None:
     trl_utils._use_triton = lambda device: device.type == "cpu" or gpu_rule(device)
 
 
+def sequence_lengths(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Each example's non-padding length: from the attention mask of a padded batch, or from the sequence
+    boundaries TRL's padding-free collator gives with its single row of concatenated examples."""
+    if "attention_mask" in inputs:
+        return inputs["attention_mask"].sum(dim=1)
+    return inputs["cu_seq_lens_q"].diff()
+
+
 def projected_positions(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
     """The positions TRL's fused LM head (trl.trainer.utils.add_fused_lm_head) projects onto the vocabulary:
     it drops the last position and shifts the labels left, then, when `compact` (`_use_triton` of the device:
@@ -38,6 +46,8 @@ def projected_positions(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
 
     if trl_utils._use_triton(inputs["labels"].device):
         return inputs["labels"][:, 1:] != -100
+    if "attention_mask" not in inputs:   # padding-free: one row, no padding
+        return torch.ones_like(inputs["labels"][:, 1:], dtype=torch.bool)
     return inputs["attention_mask"][:, :-1].bool()
 
 
@@ -49,8 +59,7 @@ def lora_config(arm: LoraArm):
 
 
 def _trainer_class(ledger: common.Ledger):
-    """TRL's SFTTrainer on exactly-once batches (train/sampler.py), counting each batch's work into the ledger
-    (from the attention mask: padding-free batches, which have none, are not supported)."""
+    """TRL's SFTTrainer on exactly-once batches (train/sampler.py), counting each batch's work into the ledger."""
     from trl import SFTTrainer
 
     class Trainer(ExactlyOnceMixin, SFTTrainer):
@@ -58,7 +67,7 @@ def _trainer_class(ledger: common.Ledger):
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             if model.training:
-                ledger.count(inputs["attention_mask"], projected_positions(inputs))
+                ledger.count(sequence_lengths(inputs), projected_positions(inputs))
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
     return Trainer
@@ -76,9 +85,11 @@ def train(cfg: ExperimentConfig, arm: SftArm | LoraArm, run_dir: Path, model_pat
     args = SFTConfig(
         **common.common_args(cfg, arm, out_dir),
         num_train_epochs=arm.epochs,
-        max_length=arm.max_length,
+        # prepare refused examples over max_length; TRL enforces none in padding-free batches
+        max_length=None if arm.padding_free else arm.max_length,
         completion_only_loss=True,
         packing=False,
+        padding_free=bool(arm.padding_free),
     )
     _score_completion_positions_only()
     model = common.load_model(cfg, model_path)

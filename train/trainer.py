@@ -84,9 +84,10 @@ class Ledger(TrainerCallback):
         self.trainable = count_parameters(trainer.model, trainable_only=True)
         trainer.add_callback(self)
 
-    def count(self, attention_mask: torch.Tensor, projected: torch.Tensor) -> None:
-        """One training batch: `projected` marks the non-padding positions the LM head projects."""
-        for key, n in batch_counts(attention_mask, projected).items():
+    def count(self, lengths: torch.Tensor, projected: torch.Tensor) -> None:
+        """One training batch: each example's non-padding length; `projected` marks the non-padding positions
+        the LM head projects."""
+        for key, n in batch_counts(lengths, projected).items():
             self.counts[key] += n
 
     def restore(self, checkpoint: Path) -> None:
@@ -194,18 +195,19 @@ def weight_split(model) -> tuple[int, int]:
 def _sum_over_ranks(counts: dict[str, int]) -> dict[str, int]:
     import torch.distributed as dist
 
-    values = torch.tensor(list(counts.values()), dtype=torch.int64)
+    # NCCL (GPU ranks) reduces CUDA tensors only; gloo (CPU ranks) CPU ones
+    device = f"cuda:{torch.cuda.current_device()}" if torch.cuda.is_available() else "cpu"
+    values = torch.tensor(list(counts.values()), dtype=torch.int64, device=device)
     if counts and dist.is_available() and dist.is_initialized():
         dist.all_reduce(values)
     return dict(zip(counts, map(int, values.tolist())))
 
 
 def _log_summary(cost: Cost, ledger: Ledger) -> None:
-    import wandb
+    from core.tracking import active_run
 
-    if wandb.run is not None:
-        wandb.run.summary.update({f"cost/{k}": v for k, v in cost.as_dict().items() if v is not None}
-                                 | {"params/total": ledger.n_params, "params/trainable": ledger.trainable,
-                                    "params/non_embedding": ledger.body_params,
-                                    "params/lm_head": ledger.head_params}
-                                 | {f"tokens/{lang}": n for lang, n in ledger.tokens_by_lang.items()})
+    if (run := active_run()) is not None:
+        run.summary.update({f"cost/{k}": v for k, v in cost.as_dict().items() if v is not None}
+                           | {"params/total": ledger.n_params, "params/trainable": ledger.trainable,
+                              "params/non_embedding": ledger.body_params, "params/lm_head": ledger.head_params}
+                           | {f"tokens/{lang}": n for lang, n in ledger.tokens_by_lang.items()})
