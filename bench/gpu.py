@@ -8,10 +8,14 @@ batch size. Prints tokens/s, MFU and peak memory per arm.
     python bench/gpu.py --tiny --out /tmp/gpu-tiny    # CPU: the tiny model and a few steps (the test suite's run)
 
 Each arm's row is written to OUT/rows/<arm>.json as soon as it finishes, so a run cut short keeps what it
-measured; OUT/table.md holds the table at the end. Tokens are non-padding tokens; ours come from the arm's
-ledger (`checkpoints/<arm>/train.json`), the baseline's from the Trainer's counter, both over the time of
-`trainer.train()` alone (process start and model loading are not timed). The baseline's MFU is charged the
-FLOPs of our arm on the same examples (same tokens, same LM-head positions), per token it trained.
+measured; OUT/table.md holds the table at the end. Tokens are non-padding tokens (of the carried tokenizer: the
+tiny model's 2k-entry BPE, so not comparable with Llama-3's own counts); ours come from the arm's ledger
+(`checkpoints/<arm>/train.json`), the baseline's from the Trainer's counter. Two clocks: `trainer.train()`
+whole, and its steps alone (from the first step: without DeepSpeed's engine setup, a one-time cost that
+dominates short runs). Both sides train the same way: mixed precision (bf16 compute, fp32 master weights and
+Adam states: ZeRO-2's, and the baseline's model loaded in fp32), the arm's activation checkpointing, batches
+grouped by length where ours are (padded sft/lora). Peak memory is the process's, from its start. The
+baseline's MFU is charged the FLOPs of our arm on the same examples (same tokens, same LM-head positions).
 """
 from __future__ import annotations
 
@@ -107,12 +111,13 @@ def plain_trl(run_dir: Path, arm_name: str, out: Path) -> None:
     """What a user would write with TRL alone, no DeepSpeed, for the same arm (run in its own process)."""
     import torch
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, TrainerCallback
 
     from core.config import load_config
     from core.io import read_jsonl
     from core.ledger import peak_memory_mb
     from core.models import load_tokenizer, resolve, torch_dtype
+    from train.sft import lora_config, tokens_seen
     from trl import SFTConfig, SFTTrainer
 
     cfg = load_config(run_dir / "config.yaml")
@@ -124,32 +129,37 @@ def plain_trl(run_dir: Path, arm_name: str, out: Path) -> None:
         rows = read_jsonl(run_dir / "data" / "train.jsonl")
         data = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
     padding_free = bool(getattr(arm, "padding_free", False))
+    grouped = arm.method in ("sft", "lora") and not padding_free   # as ours (train/sft.py)
     args = SFTConfig(output_dir=str(out / f"plain-{arm_name}"), per_device_train_batch_size=arm.batch_size,
                      num_train_epochs=1, learning_rate=arm.learning_rate, logging_steps=10, save_strategy="no",
                      report_to=[], seed=0, use_cpu=not torch.cuda.is_available(),
                      bf16=torch_dtype(cfg.model.dtype) == torch.bfloat16, padding_free=padding_free,
                      max_length=None if padding_free else arm.max_length,
-                     include_num_input_tokens_seen="non_padding")
-    peft = None
-    if arm.method == "lora":
-        from train.sft import lora_config
-
-        peft = lora_config(arm)
-    trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype(cfg.model.dtype)),
+                     gradient_checkpointing=bool(arm.activation_checkpointing),
+                     train_sampling_strategy="group_by_length" if grouped else "random",
+                     include_num_input_tokens_seen=tokens_seen(padding_free))
+    peft = lora_config(arm) if arm.method == "lora" else None
+    # fp32 weights, bf16 autocast: mixed precision with fp32 master weights, as ours under ZeRO-2
+    trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32),
                          args=args, train_dataset=data, processing_class=load_tokenizer(path), peft_config=peft)
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
+    first_step = {}
+
+    class Clock(TrainerCallback):
+        def on_train_begin(self, *args, **kwargs):
+            first_step["t"] = time.time()
+
+    trainer.add_callback(Clock())
     start = time.time()
     trainer.train()
     wall = time.time() - start
-    peak = peak_memory_mb()
     (out / f"plain-{arm_name}.json").write_text(json.dumps({
-        "tokens": trainer.state.num_input_tokens_seen, "wall_s": wall, "steps": trainer.state.global_step,
-        "peak_mem_mb": peak}))
+        "tokens": trainer.state.num_input_tokens_seen, "wall_s": wall, "setup_s": first_step["t"] - start,
+        "steps": trainer.state.global_step, "peak_mem_mb": peak_memory_mb()}))
 
 
 def decode(run_dir: Path, size: dict) -> dict:
-    """Batched greedy decoding of the test prompts by the base model, every row to the full length."""
+    """Batched greedy decoding of the test prompts by the base model, up to new_tokens a row (not stopped at a
+    line break; the end-of-sequence token still ends a row)."""
     import torch
 
     from core.config import load_config
@@ -172,6 +182,9 @@ def decode(run_dir: Path, size: dict) -> dict:
         torch.cuda.synchronize()
     wall = time.time() - start
     tokens = sum(len(g.new_ids) for g in out)
+    del model
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()   # the arms train in other processes
     return {"arm": "decode (base)", "tokens": tokens, "wall_s": wall, "tokens_per_s": tokens / wall,
             "peak_mem_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None,
             "attention": model.config._attn_implementation, "batch_size": size["batch"]}
@@ -180,19 +193,26 @@ def decode(run_dir: Path, size: dict) -> dict:
 def measure_arm(cfg, run_dir: Path, arm_name: str, out: Path) -> dict:
     from train.launch import train_arms
 
+    # trained now, never a checkpoint left by an earlier run of the bench (it would be reused)
+    shutil.rmtree(run_dir / "checkpoints" / arm_name, ignore_errors=True)
     start = time.time()
     train_arms(cfg, run_dir, [arm_name])
     launched_s = time.time() - start
     cost = json.loads((run_dir / "checkpoints" / arm_name / "train.json").read_text())["cost"]
-    row = {"arm": arm_name, "tokens": cost["train_tokens"], "wall_s": cost["train_wall_s"],
+    steps_s = cost["train_wall_s"] - cost["train_setup_s"]
+    row = {"arm": arm_name, "tokens": cost["train_tokens"], "wall_s": cost["train_wall_s"], "steps_s": steps_s,
            "tokens_per_s": cost["train_tokens"] / cost["train_wall_s"], "mfu": cost["train_mfu"],
+           "steps_tokens_per_s": cost["train_tokens"] / steps_s,
            "peak_mem_mb": cost["train_peak_mem_mb"], "process_s": launched_s}
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     subprocess.run([sys.executable, __file__, "--out", str(out), "--plain", str(run_dir), arm_name, str(out)],
                    check=True, env=env)
     plain = json.loads((out / f"plain-{arm_name}.json").read_text())
     plain_tps = plain["tokens"] / plain["wall_s"]
-    row |= {"plain_tokens": plain["tokens"], "plain_tokens_per_s": plain_tps, "plain_peak_mem_mb": plain["peak_mem_mb"],
+    plain_steps_tps = plain["tokens"] / (plain["wall_s"] - plain["setup_s"])
+    row |= {"plain_tokens": plain["tokens"], "plain_tokens_per_s": plain_tps,
+            "plain_steps_tokens_per_s": plain_steps_tps, "steps_ratio": row["steps_tokens_per_s"] / plain_steps_tps,
+            "plain_peak_mem_mb": plain["peak_mem_mb"],
             "plain_mfu": (cost["train_flops"] / cost["train_tokens"] * plain["tokens"]
                           / (plain["wall_s"] * cost["mfu_peak_tflops"] * 1e12)) if cost["mfu_peak_tflops"] else None,
             "ratio": row["tokens_per_s"] / plain_tps}
@@ -203,18 +223,25 @@ def _fmt(v, spec: str) -> str:
     return "–" if v is None else format(v, spec)
 
 
+def _steps_s(r: dict) -> str:
+    return f" ({r['steps_s']:.1f})" if "steps_s" in r else ""
+
+
 def table(rows: list[dict]) -> str:
-    lines = ["| arm | tokens | train s | tokens/s | MFU | peak GiB | plain TRL tokens/s | plain MFU | plain GiB | ours/plain |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| arm | tokens | train s (steps) | tokens/s (steps) | MFU | peak GiB | plain TRL tokens/s (steps) | "
+             "plain MFU | plain GiB | ours/plain (steps) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         if "error" in r:
             lines.append(f"| {r['arm']} | failed: {r['error']} |" + " |" * 8)
             continue
         gib = lambda mb: None if mb is None else mb / 1024  # noqa: E731
-        lines.append(f"| {r['arm']} | {r['tokens']:,} | {r['wall_s']:.1f} | {r['tokens_per_s']:,.0f} | "
-                     f"{_fmt(r.get('mfu'), '.1%')} | {_fmt(gib(r.get('peak_mem_mb')), '.1f')} | "
-                     f"{_fmt(r.get('plain_tokens_per_s'), ',.0f')} | {_fmt(r.get('plain_mfu'), '.1%')} | "
-                     f"{_fmt(gib(r.get('plain_peak_mem_mb')), '.1f')} | {_fmt(r.get('ratio'), '.2f')} |")
+        steps = lambda key: f" ({_fmt(r.get(key), ',.0f')})" if key in r else ""  # noqa: E731
+        lines.append(f"| {r['arm']} | {r['tokens']:,} | {r['wall_s']:.1f}{_steps_s(r)} | {r['tokens_per_s']:,.0f}"
+                     f"{steps('steps_tokens_per_s')} | {_fmt(r.get('mfu'), '.1%')} | "
+                     f"{_fmt(gib(r.get('peak_mem_mb')), '.1f')} | {_fmt(r.get('plain_tokens_per_s'), ',.0f')}"
+                     f"{steps('plain_steps_tokens_per_s')} | {_fmt(r.get('plain_mfu'), '.1%')} | "
+                     f"{_fmt(gib(r.get('plain_peak_mem_mb')), '.1f')} | {_fmt(r.get('ratio'), '.2f')}"
+                     f"{' (' + _fmt(r.get('steps_ratio'), '.2f') + ')' if 'steps_ratio' in r else ''} |")
     return "\n".join(lines)
 
 
@@ -253,7 +280,11 @@ def main(argv=None) -> None:
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} threads)"
     print(f"[gpu-bench] {device}, model {model}, {dtype}, run {run_dir}", flush=True)
 
-    decoded = decode(run_dir, size)   # first: seconds, and its row survives a run cut short in training
+    try:   # first: seconds, and its row survives a run cut short in training
+        decoded = decode(run_dir, size)
+    except Exception as e:
+        traceback.print_exc()
+        decoded = {"arm": "decode (base)", "error": f"{type(e).__name__}: {str(e)[:200]}"}
     atomic_write_json(args.out / "rows" / "decode.json", decoded)
     print(f"[gpu-bench] {json.dumps(decoded)}", flush=True)
     rows = []
@@ -270,8 +301,10 @@ def main(argv=None) -> None:
     rows.append(row)
     text = (f"{device}; Llama {'tiny' if args.tiny else '1B'} ({dtype}), {size['budget']} en-de examples, "
             f"batch {size['batch']} (cpt {size['cpt_batch']} × {size['cpt_length']}); torch {torch.__version__}\n\n"
-            + table(rows) + f"\n\ndecoding: {row['tokens']:,} tokens in {row['wall_s']:.1f} s = "
-            f"{row['tokens_per_s']:,.0f} tokens/s (batch {row['batch_size']}, {row['attention']} attention)\n")
+            + table(rows) + "\n")
+    if "error" not in row:
+        text += (f"\ndecoding: {row['tokens']:,} tokens in {row['wall_s']:.1f} s = {row['tokens_per_s']:,.0f} "
+                 f"tokens/s (batch {row['batch_size']}, {row['attention']} attention)\n")
     atomic_write_text(args.out / "table.md", text)
     print("\n" + text)
     if shutil.which("nvidia-smi"):

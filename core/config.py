@@ -143,6 +143,9 @@ class TrainArgs(Strict):
                                      "model (two-stage, e.g. cpt then sft); the ledger adds both stages' costs")
     seed: Optional[int] = Field(None, description="training seed (initialisation of new weights, data order, "
                                 "dropout); default: the experiment's seed. `seeds:` of the experiment sets it per copy")
+    activation_checkpointing: Optional[bool] = Field(
+        None, description="recompute activations in the backward pass: less memory, about a third more compute "
+        "(not counted in MFU, which counts the model's FLOPs); default: off")
 
 
 class ConductivityTask(TrainArgs):

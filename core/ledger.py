@@ -16,6 +16,7 @@ class Cost:
     train_flops: float = 0.0      # training_flops() of train_tokens and the two counters below
     train_wall_s: float = 0.0
     train_device_s: float = 0.0   # wall seconds x ranks
+    train_setup_s: float = 0.0    # of train_wall_s: before the first step (DeepSpeed's engine, a resume's loading)
     train_peak_mem_mb: float = 0.0
     eval_wall_s: float = 0.0
     extra_model_calls_per_item: float = 0.0   # prefills of another model (e.g. the SFT model giving a prior)
@@ -37,7 +38,7 @@ class Cost:
         peak memory is the larger, MFU is recomputed over both stages."""
         added = {k: getattr(self, k) + getattr(later, k) for k in
                  ("train_examples", "train_tokens", "train_flops", "train_wall_s", "train_device_s",
-                  "train_stages", "lm_head_positions", "sum_seq_sq")}
+                  "train_setup_s", "train_stages", "lm_head_positions", "sum_seq_sq")}
         both = Cost(**added, train_peak_mem_mb=max(self.train_peak_mem_mb, later.train_peak_mem_mb))
         if self.train_mfu and later.train_mfu:   # peak = flops / (mfu x device-s), per stage
             peak_s = self.train_flops / self.train_mfu + later.train_flops / later.train_mfu
@@ -71,7 +72,8 @@ FLOPS_CONVENTION = (
     "+ 6·N_lora·T); the LM head 6·V·d·P over the P non-padding positions it projects (4·V·d·P when frozen): "
     "every position for cpt/mixed, the completion positions only for sft/lora (TRL's fused head); none for "
     "the input embedding (a lookup; a tied head is charged by P alone); attention 12·L·d·Σs² over the real "
-    "sequence lengths s (PaLM's count, the causal mask not halved). MFU = FLOPs / (device-seconds × the "
+    "sequence lengths s (PaLM's count, the causal mask not halved); activation checkpointing's recomputed "
+    "forward is not counted (model FLOPs, not hardware FLOPs). MFU = FLOPs / (device-seconds × the "
     "dense peak of the training dtype: bf16/fp16 tensor cores, fp32 without TF32).")
 
 

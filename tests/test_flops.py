@@ -193,9 +193,12 @@ def test_counters_survive_a_resume(tmp_path, tiny_model):
     assert resumed.counts == ledger.counts == {"tokens": 8, "lm_head_positions": 8, "sum_seq_sq": 34}
 
 
-def test_an_sft_run_records_what_trl_projected(tmp_path, tiny_model, monkeypatch):
+@pytest.mark.parametrize("padding_free", [False, True])
+def test_an_sft_run_records_what_trl_projected(tmp_path, tiny_model, monkeypatch, padding_free):
     """In process, no DeepSpeed: the ledger's counters equal what the fused head was given and what the
-    prepared data says (tokens, completion positions, Σ of squared lengths)."""
+    prepared data says (tokens, completion positions, Σ of squared lengths), in padded batches and in
+    padding-free ones — there with the pad token being EOS (Llama-3, Qwen2.5), which TRL appends to every
+    example: still counted as a token."""
     import trl.trainer.utils as trl_utils
     from datasets import Dataset
     from transformers import AutoModelForCausalLM
@@ -221,11 +224,15 @@ def test_an_sft_run_records_what_trl_projected(tmp_path, tiny_model, monkeypatch
     ledger = common.Ledger(model, _fake_cfg())
     rows = [{"prompt": "Translate this from English into German:\n" + "In the beginning " * (1 + i % 3),
              "completion": " Am Anfang" * (1 + i % 2)} for i in range(6)]
+    tok = load_tokenizer(tiny_model)
+    if padding_free:
+        tok.pad_token = tok.eos_token
     args = SFTConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, num_train_epochs=1,
                      use_cpu=True, completion_only_loss=True, packing=False, report_to=[], save_strategy="no",
-                     include_num_input_tokens_seen="non_padding", disable_tqdm=True, max_length=64)
-    trainer = sft._trainer_class(ledger)(model=model, args=args, train_dataset=Dataset.from_list(rows),
-                                         processing_class=load_tokenizer(tiny_model))
+                     include_num_input_tokens_seen=sft.tokens_seen(padding_free), disable_tqdm=True,
+                     max_length=None if padding_free else 64, padding_free=padding_free)
+    trainer = sft._trainer_class(ledger, padding_free)(model=model, args=args, train_dataset=Dataset.from_list(rows),
+                                                       processing_class=tok)
     ledger.attach(trainer)
     trainer.train()
 

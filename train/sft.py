@@ -51,6 +51,13 @@ def projected_positions(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
     return inputs["attention_mask"][:, :-1].bool()
 
 
+def tokens_seen(padding_free: bool) -> str:
+    """How the Trainer counts the tokens it trained on (the ledger checks its own count against it): without
+    padding, every token counts, also an EOS that is the pad token as well (Llama-3, Qwen2.5), which "non_padding"
+    would drop."""
+    return "all" if padding_free else "non_padding"
+
+
 def lora_config(arm: LoraArm):
     from peft import LoraConfig
 
@@ -58,12 +65,13 @@ def lora_config(arm: LoraArm):
                       task_type="CAUSAL_LM")
 
 
-def _trainer_class(ledger: common.Ledger):
+def _trainer_class(ledger: common.Ledger, padding_free: bool):
     """TRL's SFTTrainer on exactly-once batches (train/sampler.py), counting each batch's work into the ledger."""
     from trl import SFTTrainer
 
     class Trainer(ExactlyOnceMixin, SFTTrainer):
-        group_by_length = True   # batches of similar length: a third less padding here
+        # padded batches of similar length: a third less padding here; a padding-free batch has none to save
+        group_by_length = not padding_free
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             if model.training:
@@ -82,19 +90,26 @@ def train(cfg: ExperimentConfig, arm: SftArm | LoraArm, run_dir: Path, model_pat
     rows = read_jsonl(run_dir / "data" / data_file)
     dataset = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
     tokenizer = load_tokenizer(model_path, cfg.model.trust_remote_code)
+    padding_free = bool(arm.padding_free)
     args = SFTConfig(
-        **common.common_args(cfg, arm, out_dir),
+        **common.common_args(cfg, arm, out_dir) | {"include_num_input_tokens_seen": tokens_seen(padding_free)},
         num_train_epochs=arm.epochs,
         # prepare refused examples over max_length; TRL enforces none in padding-free batches
-        max_length=None if arm.padding_free else arm.max_length,
+        max_length=None if padding_free else arm.max_length,
         completion_only_loss=True,
         packing=False,
-        padding_free=bool(arm.padding_free),
+        padding_free=padding_free,
     )
     _score_completion_positions_only()
     model = common.load_model(cfg, model_path)
+    if padding_free and not (model.config._attn_implementation or "").startswith("flash"):
+        print(f"[{arm.name}] padding_free under {model.config._attn_implementation} attention: transformers "
+              "builds a dense block-diagonal mask over the whole row, slower than padded batches, and the "
+              "ledger's Σs² (attention within each example) undercounts what is computed; a flash-attention "
+              "kernel computes what it counts", flush=True)
     ledger = common.Ledger(model, cfg)
-    trainer = _trainer_class(ledger)(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                                     peft_config=lora_config(arm) if isinstance(arm, LoraArm) else None)
+    trainer = _trainer_class(ledger, padding_free)(
+        model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+        peft_config=lora_config(arm) if isinstance(arm, LoraArm) else None)
     ledger.attach(trainer)
     return common.run(trainer, ledger, tokenizer, out_dir, examples=len(rows)), {}

@@ -37,6 +37,8 @@ def common_args(cfg: ExperimentConfig, arm, out_dir: Path) -> dict:
         # the arm's training seed (`seeds:` gives each copy its own): new weights, data order (train/sampler.py)
         seed=cfg.seed if arm.seed is None else arm.seed,
         deepspeed=json.loads(cfg.deepspeed.path().read_text()),
+        # explicit: TRL's SFTConfig would switch it on by default, TrainingArguments off
+        gradient_checkpointing=bool(arm.activation_checkpointing),
         use_cpu=not torch.cuda.is_available(),
         bf16=dtype == torch.bfloat16,
         # two kept: the Trainer deletes old checkpoints before the new one is marked complete
@@ -78,7 +80,7 @@ class Ledger(TrainerCallback):
         # counted by a recipe that knows each sequence's language
         self.tokens_by_lang: dict[str, int] = dict.fromkeys(langs, 0)
         self.earlier_wall_s = 0.0   # training time of the processes before a resume, up to their last checkpoint
-        self._t0 = self._tokens0 = self._counts0 = None
+        self._t0 = self._tokens0 = self._counts0 = None   # at the first step: after DeepSpeed's engine setup
 
     def attach(self, trainer) -> None:
         self.trainable = count_parameters(trainer.model, trainable_only=True)
@@ -143,6 +145,7 @@ def run(trainer, ledger: Ledger, tokenizer, out_dir: Path, examples: int) -> Cos
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     # the work a killed process did after its last checkpoint is redone here, and counted once
     wall = ledger.earlier_wall_s + time.time() - start
+    setup = (ledger._t0 or start) - start   # DeepSpeed's engine and optimizer, a resumed checkpoint's loading
     trainer.save_model(str(out_dir / "model"))  # gathers ZeRO-3 shards (stage3_gather_16bit_weights_on_model_save)
     ledger.tokens_by_lang = _sum_over_ranks(ledger.tokens_by_lang)
     counts = _sum_over_ranks(ledger.counts)
@@ -152,7 +155,7 @@ def run(trainer, ledger: Ledger, tokenizer, out_dir: Path, examples: int) -> Cos
     world = trainer.args.world_size
     flops = ledger.flops(counts)
     cost = Cost(train_examples=examples, train_tokens=tokens, train_flops=flops, train_wall_s=wall,
-                train_device_s=wall * world, train_peak_mem_mb=peak_memory_mb(), train_stages=1,
+                train_device_s=wall * world, train_setup_s=setup, train_peak_mem_mb=peak_memory_mb(), train_stages=1,
                 lm_head_positions=counts["lm_head_positions"], sum_seq_sq=counts["sum_seq_sq"],
                 train_mfu=flops / (wall * world * ledger.peak) if ledger.peak else None,
                 mfu_peak_tflops=ledger.peak / 1e12 if ledger.peak else None,
@@ -195,10 +198,10 @@ def weight_split(model) -> tuple[int, int]:
 def _sum_over_ranks(counts: dict[str, int]) -> dict[str, int]:
     import torch.distributed as dist
 
-    # NCCL (GPU ranks) reduces CUDA tensors only; gloo (CPU ranks) CPU ones
-    device = f"cuda:{torch.cuda.current_device()}" if torch.cuda.is_available() else "cpu"
-    values = torch.tensor(list(counts.values()), dtype=torch.int64, device=device)
+    values = torch.tensor(list(counts.values()), dtype=torch.int64)
     if counts and dist.is_available() and dist.is_initialized():
+        if dist.get_backend() == "nccl":   # NCCL reduces CUDA tensors only: on this rank's device (set by the Trainer)
+            values = values.to(torch.device("cuda", torch.cuda.current_device()))
         dist.all_reduce(values)
     return dict(zip(counts, map(int, values.tolist())))
 
