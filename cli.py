@@ -139,7 +139,12 @@ def main(argv=None) -> int:
     rep.set_defaults(func=cmd_report)
     sub.add_parser("analyze", help="token distribution shift of an aligned checkpoint against its base model",
                    add_help=False)
-    args = p.parse_args(argv)
+    # argparse ends a positional list at the first option: overrides after --stage/--split come back unparsed
+    args, extra = p.parse_known_args(argv)
+    if extra and hasattr(args, "overrides") and not any(e.startswith("-") for e in extra):
+        args.overrides += extra
+    elif extra:
+        p.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         args.func(args)
     except UserError as e:

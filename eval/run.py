@@ -24,10 +24,7 @@ from eval.knowledge import (answer_text, best_options, letter_picks, option_scor
                             scoring_signature)
 from eval.mt import score_translations
 from eval.pos import TagPairs, score_references
-
-
-TRAINING_FIELDS = ("train_examples", "train_tokens", "train_flops", "train_wall_s", "train_device_s",
-                   "train_peak_mem_mb")
+from eval.records import TRAINING_FIELDS
 
 
 def _weights(path: str, **extra) -> dict:

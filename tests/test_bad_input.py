@@ -69,3 +69,12 @@ def test_launch_sh_exit_code_and_help():
     assert out.returncode == 0 and "report RUN_DIR" in out.stdout
     bad = subprocess.run([str(REPO / "launch.sh"), "run", "configs/experiments/nope.yaml"], capture_output=True, text=True)
     assert bad.returncode == 2 and "nope.yaml: config file not found" in bad.stderr
+
+
+def test_overrides_after_an_option_are_overrides(capsys):
+    """`run CONFIG --stage prepare key=value`: argparse alone ends the positional list at --stage and exits
+    with "unrecognized arguments"; the override is read as one (here: a wrong key, named as such)."""
+    code = cli.main(["run", SMOKE, "--stage", "prepare", "data.budgett=5"])
+    assert code == 2 and "data.budgett" in capsys.readouterr().err
+    with pytest.raises(SystemExit):   # an unknown option stays an argparse error
+        cli.main(["run", SMOKE, "--stage", "prepare", "--bogus"])
