@@ -181,13 +181,13 @@ def decode(run_dir: Path, size: dict) -> dict:
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     wall = time.time() - start
-    tokens = sum(len(g.new_ids) for g in out)
+    tokens, attention = sum(len(g.new_ids) for g in out), model.config._attn_implementation
     del model
     if torch.cuda.is_available():
         torch.cuda.empty_cache()   # the arms train in other processes
     return {"arm": "decode (base)", "tokens": tokens, "wall_s": wall, "tokens_per_s": tokens / wall,
             "peak_mem_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None,
-            "attention": model.config._attn_implementation, "batch_size": size["batch"]}
+            "attention": attention, "batch_size": size["batch"]}
 
 
 def measure_arm(cfg, run_dir: Path, arm_name: str, out: Path) -> dict:
