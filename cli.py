@@ -14,10 +14,12 @@ the same config continues where it stopped. Data directory (UD, CLiKA): data.dir
 from __future__ import annotations
 
 import argparse
+import errno
+import math
 import sys
 from pathlib import Path
 
-from core.errors import UserError
+from core.errors import StageFailed, UserError
 
 
 def cmd_run(args) -> None:
@@ -29,23 +31,27 @@ def cmd_run(args) -> None:
 def run_experiment(cfg, config_path: Path, stage: str = "all", split: str = "test") -> Path:
     """`split`: evaluate and report on test (the run directory) or on dev (its dev/ folder: every choice made
     before the test, e.g. a task format or a threshold, is made there)."""
+    from core.lock import release
     from core.prepare import prepare
 
-    run_dir = prepare(cfg, config_path)
-    print(f"[run] {cfg.name} (config {cfg.hash()}) -> {run_dir}", flush=True)
-    if stage in ("all", "train"):
-        from train.launch import train_arms
+    run_dir = prepare(cfg, config_path)   # takes the run directory's lock once every input is checked
+    try:
+        print(f"[run] {cfg.name} (config {cfg.hash()}) -> {run_dir}", flush=True)
+        if stage in ("all", "train"):
+            from train.launch import train_arms
 
-        train_arms(cfg, run_dir)
-    if stage in ("all", "eval"):
-        from eval.run import Evaluator
+            train_arms(cfg, run_dir)
+        if stage in ("all", "eval"):
+            from eval.run import Evaluator
 
-        Evaluator(cfg, run_dir, split).run()
-    if stage in ("all", "eval", "report"):
-        if split == "test":
-            _report(run_dir, cfg)
-        else:
-            _report(run_dir / split, cfg, name=f"report-{split}")
+            Evaluator(cfg, run_dir, split).run()
+        if stage in ("all", "eval", "report"):
+            if split == "test":
+                _report(run_dir, cfg)
+            else:
+                _report(run_dir / split, cfg, name=f"report-{split}")
+    finally:
+        release(run_dir)
     return run_dir
 
 
@@ -94,13 +100,33 @@ def _report(run_dir: Path, cfg=None, usd_per_device_hour: float | None = None, n
 
 
 def cmd_report(args) -> None:
+    from core.lock import acquire, release
+
     run_dir = Path(args.run_dir)
     cfg = None
     if (run_dir / "config.yaml").is_file():
         from core.config import load_config
 
         cfg = load_config(run_dir / "config.yaml")
-    _report(run_dir, cfg, args.usd_per_device_hour)
+        acquire(run_dir)   # not over the report of a run still writing its results
+    try:
+        _report(run_dir, cfg, args.usd_per_device_hour)
+    finally:
+        release(run_dir)
+
+
+def positive(kind: type):
+    """An argparse type: a number > 0, as the config's fields are (a price of -1 turns costs negative)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            what = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not (value > 0 and math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+        return value
+    return parse
 
 
 def main(argv=None) -> int:
@@ -129,12 +155,12 @@ def main(argv=None) -> int:
     sw.add_argument("--output-dir", default="runs", help="experiments go to OUTPUT_DIR/<sweep name>/<experiment>")
     sw.add_argument("--slurm", metavar="FILE", help="write a Slurm job-array script running the sweep with DeepSpeed "
                     "across nodes (--hostfile from the allocation) instead of running it here")
-    sw.add_argument("--gpus-per-node", type=int, default=8, help="with --slurm")
-    sw.add_argument("--nodes", type=int, default=1, help="with --slurm: nodes per experiment")
+    sw.add_argument("--gpus-per-node", type=positive(int), default=8, help="with --slurm")
+    sw.add_argument("--nodes", type=positive(int), default=1, help="with --slurm: nodes per experiment")
     sw.set_defaults(func=cmd_sweep)
     rep = sub.add_parser("report", help="rebuild the report of a run directory from its results.jsonl")
     rep.add_argument("run_dir", help="a run directory, or a sweep's (every run one level down)")
-    rep.add_argument("--usd-per-device-hour", type=float, metavar="USD",
+    rep.add_argument("--usd-per-device-hour", type=positive(float), metavar="USD",
                      help="price of a device-hour: adds training cost in money (default: report.usd_per_device_hour)")
     rep.set_defaults(func=cmd_report)
     sub.add_parser("analyze", help="token distribution shift of an aligned checkpoint against its base model",
@@ -147,9 +173,16 @@ def main(argv=None) -> int:
         p.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         args.func(args)
-    except UserError as e:
+    except (UserError, StageFailed) as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # every file is written whole or not at all: what finished is kept, the rest is redone next time
+        print(f"error: {e.strerror} writing {e.filename}: free some space and run the same command again",
+              file=sys.stderr)
+        return 1
     return 0
 
 

@@ -5,13 +5,17 @@ seconds, not a training run.
 """
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
+import re
+from collections.abc import Hashable
 from pathlib import Path
-from typing import Annotated, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator,
+                      model_validator)
 
 from core.data.mono import BibleText, MonoSource
 from core.data.parallel import ParallelSource
@@ -22,7 +26,23 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # inf and nan are never a sensible epoch count, rate or price (.inf epochs overflowed deep in training)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+Seed = Annotated[int, Field(ge=0, lt=2**32, description="what numpy accepts")]
+
+
+def check_name(name: str, what: str = "") -> str:
+    """Experiment, sweep and arm names become directory names, W&B ids and override keys (`arms.<name>.key`):
+    no dots or slashes, no leading digit (`arms.1.key` is the index form)."""
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]{0,63}", name):
+        raise ValueError(f"{what}{name!r} is not a valid name: a letter, then letters, digits, _ or - "
+                         "(at most 64 characters)")
+    return name
+
+
+Name = Annotated[str, AfterValidator(check_name)]
 
 
 class ModelSpec(Strict):
@@ -33,8 +53,9 @@ class ModelSpec(Strict):
 
 class DataSpec(Strict):
     dir: Optional[str] = Field(None, description="data directory (UD, CLiKA); default: env YARN_DATA_DIR")
-    budget: int = Field(gt=0, description="labelled training examples per task direction, shared by every arm")
-    test_size: int = Field(gt=0, description="test items per task direction")
+    # strict: `budget: true` would otherwise be read as 1 example
+    budget: int = Field(gt=0, strict=True, description="labelled training examples per task direction, shared by every arm")
+    test_size: int = Field(gt=0, strict=True, description="test items per task direction")
     dev_size: Optional[int] = Field(None, gt=0, description="dev items per task direction (held out from training "
                                     "and test, for every choice made before the test); default: test_size")
     token_budget: Optional[int] = Field(None, gt=1, description="training tokens of every pretraining arm (cpt, "
@@ -141,7 +162,7 @@ class TrainArgs(Strict):
                                       "started again resumes from the last complete one (default: final model only)")
     init_from: Optional[str] = Field(None, description="start from this earlier arm's checkpoint instead of the base "
                                      "model (two-stage, e.g. cpt then sft); the ledger adds both stages' costs")
-    seed: Optional[int] = Field(None, description="training seed (initialisation of new weights, data order, "
+    seed: Optional[Seed] = Field(None, description="training seed (initialisation of new weights, data order, "
                                 "dropout); default: the experiment's seed. `seeds:` of the experiment sets it per copy")
     activation_checkpointing: Optional[bool] = Field(
         None, description="recompute activations in the backward pass: less memory, about a third more compute "
@@ -218,20 +239,20 @@ class BaseArm(Strict):
     """A model evaluated as it is: the experiment's base model, or `model`: any other model or checkpoint
     (e.g. another run's `checkpoints/sft/model`, whose `train.json` then supplies its training cost)."""
     method: Literal["base"]
-    name: str = "base"
+    name: Name = "base"
     model: Optional[str] = None
 
 
 class SftArm(TrainArgs):
     method: Literal["sft"]
-    name: str = "sft"
+    name: Name = "sft"
     padding_free: Optional[bool] = Field(None, description="TRL's padding-free batches: a batch is one row of "
                                          "concatenated examples, attention kept within each (default: padded)")
 
 
 class LoraArm(TrainArgs):
     method: Literal["lora"]
-    name: str = "lora"
+    name: Name = "lora"
     learning_rate: float = Field(2e-4, gt=0)
     r: int = Field(16, gt=0)
     alpha: int = Field(32, gt=0)
@@ -244,7 +265,7 @@ class PretrainArm(TrainArgs):
     """Causal-LM training on monolingual text: `cpt` on one target language, `mixed` on several. Each stops at
     exactly data.token_budget training tokens; one sequence never holds two documents (no packing)."""
     method: Literal["cpt", "mixed"]
-    name: str = ""
+    name: Optional[Name] = Field(None, description="default: the method")
     langs: list[str] = Field(min_length=1, description="cpt: [the target language]; mixed: two or more")
     text: list[MonoSource] = Field(default_factory=lambda: [BibleText()], min_length=1,
                                    description="monolingual text sources (default: the Bible's training books)")
@@ -274,7 +295,7 @@ class PretrainArm(TrainArgs):
 
 class PrettyArm(Strict):
     method: Literal["pretty"]
-    name: str = ""
+    name: Optional[Name] = Field(None, description="default: pretty-<prior>-k<k>")
     prior: Literal["sft", "lora", "task_model", "dictionary", "frequent", "oracle"]
     k: int = Field(ge=0)
     from_arm: Optional[str] = Field(None, description="training arm whose checkpoint gives the prior (sft/lora priors)")
@@ -285,8 +306,8 @@ class PrettyArm(Strict):
 
     @model_validator(mode="after")
     def _defaults(self) -> "PrettyArm":
-        if not self.name:
-            self.name = f"pretty-{self.prior}-k{self.k}"
+        if self.name is None:
+            self.name = check_name(f"pretty-{self.prior}-k{self.k}")
         if self.prior in ("sft", "lora") and self.from_arm is None:
             self.from_arm = self.prior
         if self.prior not in ("sft", "lora") and self.from_arm is not None:
@@ -304,7 +325,8 @@ FULL_WEIGHTS = ("sft", "cpt", "mixed")   # arms whose checkpoint is a whole mode
 class DeepSpeedSpec(Strict):
     config: str = "configs/deepspeed/zero2.json"
     num_gpus: int = Field(1, gt=0, description="ranks per node; CPU ranks when no GPU is present")
-    master_port: Optional[int] = Field(None, description="default: a free port, so runs side by side don't collide")
+    master_port: Optional[int] = Field(None, ge=1, le=65535,
+                                       description="default: a free port, so runs side by side don't collide")
     hostfile: Optional[str] = Field(None, description="DeepSpeed hostfile for multi-node runs (e.g. written by Slurm)")
 
     def path(self) -> Path:
@@ -336,8 +358,8 @@ class ReportSpec(Strict):
 
 
 class ExperimentConfig(Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    seed: int = 0
+    name: Name
+    seed: Seed = 0
     model: ModelSpec
     tasks: Tasks
     data: DataSpec
@@ -347,7 +369,7 @@ class ExperimentConfig(Strict):
     wandb: WandbSpec = WandbSpec()
     report: ReportSpec = ReportSpec()
     output_dir: str = "runs"
-    seeds: Optional[list[int]] = Field(None, min_length=1, description="train every training arm once per seed "
+    seeds: Optional[list[Seed]] = Field(None, min_length=1, description="train every training arm once per seed "
                                        "(and evaluate PreTTY arms once per seed of their prior's arm); the report "
                                        "shows mean ± sd over seeds. Default: one training run, seed `seed`")
 
@@ -360,34 +382,39 @@ class ExperimentConfig(Strict):
                 raise ValueError(f"data.token_budget: the sft/lora arms train for {sorted(epochs)} epochs, so the "
                                  "pretraining arms' token budget is ambiguous; set data.token_budget")
         if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"seeds repeats a seed: {self.seeds}")
+            raise ValueError(f"seeds: {self.seeds} repeats a seed")
         return self
 
     @model_validator(mode="after")
     def _arms(self) -> "ExperimentConfig":
+        # Errors start with the field's path: load_config then names it and its line (see _located)
         names = [a.name for a in self.arms]
-        dupes = {n for n in names if names.count(n) > 1}
-        if dupes:
-            raise ValueError(f"arm names must be unique, repeated: {sorted(dupes)}")
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise ValueError(f"arms.{i}.name: repeated arm name {name!r} (arms.{names.index(name)} has "
+                                 "it); arm names must be unique")
         by_name = {a.name: a for a in self.arms}
-        for a in self.arms:
+        for i, a in enumerate(self.arms):
             if isinstance(a, PrettyArm) and a.from_arm is not None:
                 src = by_name.get(a.from_arm)
                 if src is None or src.method != a.prior:   # else the record would call a LoRA prior "sft"
-                    raise ValueError(f"arm {a.name!r}: prior {a.prior} needs from_arm to name a {a.prior} arm of this "
-                                     f"experiment; {a.from_arm!r} is "
+                    raise ValueError(f"arms.{i}.from_arm: prior {a.prior} needs from_arm to name a {a.prior} "
+                                     f"arm of this experiment; {a.from_arm!r} is "
                                      + (f"a {src.method} arm" if src else "not an arm of it"))
         if self.tasks.conductivity:
             for start in self.tasks.conductivity.from_arms:
                 if start not in by_name or by_name[start].method not in ("base", *FULL_WEIGHTS):
                     raise ValueError(f"tasks.conductivity.from_arms: {start!r} must name a base, sft, cpt or mixed "
                                      f"arm of this experiment")
+                for lang in self.tasks.conductivity.langs:
+                    check_name(self.tasks.conductivity.probe_name(start, lang), "tasks.conductivity: probe ")
         for i, a in enumerate(self.arms):
             start = getattr(a, "init_from", None)
             if start is not None:
                 earlier = {b.name: b for b in self.arms[:i]}
                 if start not in earlier or earlier[start].method not in FULL_WEIGHTS:
-                    raise ValueError(f"arm {a.name!r}: init_from {start!r} must name an earlier sft, cpt or mixed arm")
+                    raise ValueError(f"arms.{i}.init_from: {start!r} must name an earlier sft, cpt or mixed "
+                                     "arm")
         return self
 
     @model_validator(mode="after")
@@ -395,6 +422,8 @@ class ExperimentConfig(Strict):
         """A seed copy's name (`<arm>-seed<s>`) must not be another arm's: they would share checkpoints and
         results."""
         names = [a.name for a in self.arm_runs()]
+        for name in names:
+            check_name(name, "seeds: seed copy ")
         clash = sorted({n for n in names if names.count(n) > 1})
         if clash:
             raise ValueError(f"seeds: the seed copies' names clash with other arms: {clash}; rename those arms")
@@ -463,18 +492,15 @@ class ExperimentConfig(Strict):
 def _set_path(tree: dict, dotted: str, value) -> None:
     node = tree
     keys = dotted.split(".")
-    for key in keys[:-1]:
+    for i, key in enumerate(keys):
         if isinstance(node, list):
-            node = node[_index(node, key, dotted)]
+            key = _index(node, key, dotted)
+        elif not isinstance(node, dict):
+            raise UserError(f"override {dotted!r}: {'.'.join(keys[:i])} is not a mapping")
+        if i == len(keys) - 1:
+            node[key] = value
         else:
-            node = node.setdefault(key, {})
-    last = keys[-1]
-    if isinstance(node, list):
-        node[_index(node, last, dotted)] = value
-    elif isinstance(node, dict):
-        node[last] = value
-    else:
-        raise UserError(f"override {dotted!r}: {'.'.join(keys[:-1])} is not a mapping")
+            node = node[key] if isinstance(node, list) else node.setdefault(key, {})
 
 
 def _index(node: list, key: str, dotted: str) -> int:
@@ -483,16 +509,54 @@ def _index(node: list, key: str, dotted: str) -> int:
     return int(key)
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """YAML whose mappings may not repeat a key: plain YAML keeps the last value, silently dropping others."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":   # `<<: *base` then overriding a key is its point
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, Hashable):   # the base class refuses it, with its own message
+                continue
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}",
+                                                        key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    return str(getattr(e, "problem", None) or e)
+
+
+def read_yaml(path: Path) -> Any:
+    """A YAML file's content; UserError naming the file (and line) when it is not UTF-8 or not valid YAML."""
+    try:
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=UniqueKeyLoader)
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise UserError(f"{where}: invalid YAML ({_yaml_problem(e)})") from None
+
+
 def apply_overrides(tree: dict, overrides: list[str]) -> dict:
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise UserError(f"override {item!r} must look like key=value (e.g. data.budget=64)")
-        _set_path(tree, key.strip(), yaml.safe_load(raw))
+        try:
+            value = yaml.load(raw, Loader=UniqueKeyLoader)
+        except yaml.YAMLError as e:
+            raise UserError(f"override {item!r}: the value is not valid YAML ({_yaml_problem(e)})") from None
+        _set_path(tree, key.strip(), value)
     return tree
 
 
-def _line_of(path: Path, loc: tuple) -> Optional[int]:
+def line_of(path: Path, loc: tuple) -> Optional[int]:
     """Line in the YAML file of the deepest existing node on `loc`, for error messages."""
     try:
         node = yaml.compose(path.read_text(encoding="utf-8"))
@@ -513,34 +577,61 @@ def _line_of(path: Path, loc: tuple) -> Optional[int]:
     return line
 
 
-_UNION_TAGS = {"base", "sft", "lora", "cpt", "mixed", "pretty", "bible", "pud", "file", "hub", "text", "gettext", "manpages"}
+_AT = re.compile(r"Value error, ([A-Za-z_][\w-]*(?:\.[\w-]+)*): ")
+
+
+def error_at(err: dict) -> tuple[tuple, str]:
+    """A pydantic error's location and message. A model validator's error has no location: one whose message
+    starts with a dotted path (`arms.1.init_from: ...`) is located there, so that it names the field's
+    line."""
+    m = None if err["loc"] else _AT.match(err["msg"])
+    if m is None:
+        return tuple(err["loc"]), err["msg"]
+    return tuple(int(k) if k.isdigit() else k for k in m[1].split(".")), err["msg"][m.end():]
+
+
+def _written(loc: tuple, tree: Any, missing: bool) -> tuple:
+    """`loc` without the union members pydantic puts into it ('sft', 'bible', 'str'), which the user never
+    wrote: the steps not found in the input, but for a missing field's own name. A field may share a tag's
+    name (a cpt arm's `text`), so the input decides, not the name."""
+    out, node = [], tree
+    for i, key in enumerate(loc):
+        if isinstance(node, dict) and key in node or \
+                isinstance(node, list) and isinstance(key, int) and key < len(node):
+            node = node[key]
+        elif not (missing and i == len(loc) - 1):
+            continue
+        out.append(key)
+    return tuple(out)
 
 
 def load_config(path: str | Path, overrides: list[str] = ()) -> ExperimentConfig:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: config file not found")
-    try:
-        tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise UserError(f"{where}: invalid YAML ({getattr(e, 'problem', e)})") from None
+    tree = read_yaml(path) or {}
     if not isinstance(tree, dict):
         raise UserError(f"{path}: expected a mapping at the top level")
     apply_overrides(tree, list(overrides))
     try:
         return ExperimentConfig.model_validate(tree)
     except ValidationError as e:
-        err = e.errors()[0]
-        # pydantic puts the union tag ('sft', 'bible'...) into the location; the user never wrote it
-        loc = tuple(p for i, p in enumerate(err["loc"]) if not (p in _UNION_TAGS and (
-            i < len(err["loc"]) - 1 or (i and isinstance(err["loc"][i - 1], int)))))
+        errors = e.errors()
+        # an unknown key first: a typo of a required key (budgt:) is the culprit, not the key it hides
+        err = next((x for x in errors if x["type"] == "extra_forbidden"), errors[0])
+        loc, msg = error_at(err)
+        if err["loc"]:
+            loc = _written(loc, tree, err["type"] == "missing")
+        hidden = [str(x["loc"][-1]) for x in errors if err["type"] == "extra_forbidden"
+                  and x["type"] == "missing" and x["loc"][:-1] == err["loc"][:-1]]
+        guess = difflib.get_close_matches(str(loc[-1]), hidden, n=1) if hidden else []
+        if guess:
+            msg += f" (did you mean {guess[0]!r}?)"
         field = ".".join(str(p) for p in loc) or "(top level)"
-        line = _line_of(path, loc)
+        line = line_of(path, loc)
         where = f"{path}:{line}" if line else str(path)
-        more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
-        raise UserError(f"{where}: {field}: {err['msg']}{more}") from None
+        more = e.error_count() - 1 - len(guess)   # the key a typo hides is not one more error
+        raise UserError(f"{where}: {field}: {msg}" + (f" (and {more} more)" if more else "")) from None
 
 
 def dump_config(cfg: ExperimentConfig) -> str:

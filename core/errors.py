@@ -11,3 +11,10 @@ class UserError(Exception):
 class DataMissing(UserError):
     """The data a source needs is absent (no data directory, no such language folder or file). Distinct from
     malformed data, so that a list of alternative sources can fall back to the next one."""
+
+
+class StageFailed(Exception):
+    """A stage's own process failed (a training job's exit code): its log is above; the CLI says which in one
+    line and exits with code 1. Finished work is kept: the same command continues from it."""
+
+    exit_code = 1

@@ -102,8 +102,9 @@ def resolve(name: str) -> str:
         return str(_materialise("tiny-llama-v1", _build_tiny_llama))
     path = Path(name).expanduser()
     if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise UserError(f"model {name!r}: directory has no config.json")
+        from core.checkpoints import check_model_dir
+
+        check_model_dir(path, "model")
         return str(path.resolve())
     if name.startswith((".", "/", "~")) or name.count("/") != 1:
         raise UserError(f"model {name!r}: no such directory, and not a hub id or a packaged model ({', '.join(PACKAGED)})")

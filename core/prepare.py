@@ -5,10 +5,12 @@ written: the model, the data directory, every data line, the budget, the output 
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
-from core.config import ExperimentConfig, MtTask, PretrainArm, dump_config
+from align.lexicon import read_dictionary
+from core.config import REPO, ExperimentConfig, MtTask, PretrainArm, dump_config
 from core.data import fictional, knowledge, mixing
 from core.data.decontaminate import Index, decontaminate
 from core.data.mono import bible_held_out, documents
@@ -17,6 +19,7 @@ from core.data.parallel import Pair, load_pairs
 from core.data.ud import TaggedSentence, load_tagged
 from core.errors import DataMissing, UserError
 from core.io import atomic_write_json, atomic_write_jsonl, atomic_write_text
+from core.lock import acquire
 from core.models import load_tokenizer, resolve
 from core.prompts import (answer_completion, letter_prompt, question_prompt, tagging_completion, tagging_prompt,
                           translation_completion, translation_prompt)
@@ -195,15 +198,24 @@ def prepare(cfg: ExperimentConfig, config_path: Path) -> Path:
             raise UserError(f"{out} holds a run of a different config (hash {old.hash()} != {cfg.hash()}); "
                             f"set name=... or remove the directory")
     model_path = resolve(cfg.model.name)
-    for arm in cfg.arms:
+    for i, arm in enumerate(cfg.arms):
         for field in ("task_model", "model"):
             if getattr(arm, field, None):
                 try:
                     resolve(getattr(arm, field))
                 except UserError as e:
-                    raise UserError(f"arms: {arm.name}: {field}: {e}") from None
-    if not cfg.deepspeed.path().is_file() and cfg.trained_arms():
-        raise UserError(f"deepspeed.config: {cfg.deepspeed.path()} not found")
+                    raise UserError(f"arms.{i}.{field}: {e}") from None
+    if cfg.trained_arms() or cfg.tasks.conductivity:
+        _check_deepspeed(cfg.deepspeed.path())
+        # the launcher runs in the repository root: a relative hostfile is read from there
+        if cfg.deepspeed.hostfile and not (REPO / cfg.deepspeed.hostfile).is_file():
+            raise UserError(f"deepspeed.hostfile: {REPO / cfg.deepspeed.hostfile} not found")
+    for i, arm in enumerate(cfg.arms):
+        if getattr(arm, "dictionary_path", None):
+            try:
+                read_dictionary(arm.dictionary_path)
+            except UserError as e:
+                raise UserError(f"arms.{i}.dictionary_path: {e}") from None
     ddir = data_dir(cfg)
     rows, manifest = {"train": [], "dev": [], "test": []}, {}
     if cfg.tasks.mt:
@@ -230,6 +242,7 @@ def prepare(cfg: ExperimentConfig, config_path: Path) -> Path:
                                    config_path.resolve().parent, rows["test"] + rows["dev"])
 
     _check_ranks(cfg, len(train_rows), {name: len(stream.rows) for name, stream in streams.items()})
+    acquire(out)   # every check passed: from here on this process is the run directory's one writer
     for arm_name, stream in streams.items():
         atomic_write_jsonl(out / "data" / f"pretrain-{arm_name}.jsonl", stream.rows)
         manifest[f"pretrain {arm_name}"] = stream.manifest()
@@ -270,6 +283,17 @@ def _pretraining_streams(cfg: ExperimentConfig, tok, budget: int, base_dir: Path
         if any(p > 1 for p in streams[arm.name].passes.values()):
             print(f"[prepare] {arm.name}: the budget repeats text ({streams[arm.name].passes} passes)", flush=True)
     return streams
+
+
+def _check_deepspeed(path: Path) -> None:
+    try:
+        ds = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"deepspeed.config: {path} not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"deepspeed.config: {path}: not valid JSON ({e})") from None
+    if not isinstance(ds, dict):
+        raise UserError(f"deepspeed.config: {path}: expected a JSON object, got {type(ds).__name__}")
 
 
 def _check_ranks(cfg: ExperimentConfig, n_rows: int, n_sequences: dict[str, int]) -> None:

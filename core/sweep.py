@@ -12,6 +12,7 @@ another, share one W&B group, and skip what is already finished.
 """
 from __future__ import annotations
 
+import hashlib
 import itertools
 import re
 import shlex
@@ -19,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from core.config import ExperimentConfig, load_config
+from core.config import ExperimentConfig, Name, error_at, line_of, load_config, read_yaml
 from core.errors import UserError
 from core.io import read_jsonl
 from core.provenance import is_current
@@ -32,18 +33,22 @@ REPO = Path(__file__).resolve().parents[1]
 class SweepSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     base: str
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: Name
     overrides: list[str] = []
     grid: dict[str, list[Any]] = {}
     paired: dict[str, list[Any]] = {}
 
     @model_validator(mode="after")
     def _paired_lengths(self) -> "SweepSpec":
+        if not self.grid and not self.paired:
+            raise ValueError("a sweep needs grid or paired values (one experiment: ./launch.sh run)")
         lengths = {len(v) for v in self.paired.values()}
         if len(lengths) > 1:
             raise ValueError(f"paired lists must have one length, got {sorted(lengths)}")
-        if any(not v for v in [*self.grid.values(), *self.paired.values()]):
-            raise ValueError("grid and paired lists must not be empty")
+        for what, lists in (("grid", self.grid), ("paired", self.paired)):
+            for key, values in lists.items():
+                if not values:
+                    raise ValueError(f"{what}.{key}: empty list")
         return self
 
 
@@ -52,22 +57,27 @@ def load_sweep(path: str | Path) -> SweepSpec:
     if not path.is_file():
         raise UserError(f"{path}: sweep file not found")
     try:
-        return SweepSpec.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
-    except yaml.YAMLError as e:
-        raise UserError(f"{path}: invalid YAML ({e})") from None
+        return SweepSpec.model_validate(read_yaml(path) or {})
     except ValidationError as e:
-        err = e.errors()[0]
-        raise UserError(f"{path}: {'.'.join(map(str, err['loc'])) or '(top level)'}: {err['msg']}") from None
+        loc, msg = error_at(e.errors()[0])
+        line = line_of(path, loc)
+        where = f"{path}:{line}" if line else str(path)
+        raise UserError(f"{where}: {'.'.join(map(str, loc)) or '(top level)'}: {msg}") from None
 
 
 def _value(v: Any) -> str:
     return yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("\n...")
 
 
-def _slug(assignments: list[tuple[str, Any]]) -> str:
-    """A readable experiment name from what varies: budget64-learning_rate0.0001."""
-    parts = [f"{key.split('.')[-1]}{_value(v)}" for key, v in assignments]
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(parts))[:120] or "point"
+def _point_name(sweep: str, assignments: list[tuple[str, Any]]) -> str:
+    """A readable, valid (core.config.check_name) experiment name from what varies:
+    budget-sweep-budget64-learning_rate0p0001. Cut to 64 characters, it ends with a hash of the whole, so
+    points stay apart."""
+    slug = "-".join(f"{key.split('.')[-1]}{_value(v)}" for key, v in assignments)
+    name = re.sub(r"[^A-Za-z0-9_-]+", "_", f"{sweep}-{slug}".replace(".", "p"))
+    if len(name) <= 64:
+        return name
+    return f"{name[:55]}-{hashlib.sha256(slug.encode()).hexdigest()[:8]}"
 
 
 def points(spec: SweepSpec) -> list[list[str]]:
@@ -78,7 +88,7 @@ def points(spec: SweepSpec) -> list[list[str]]:
     out = []
     for combo in itertools.product(*grid, paired):
         assignments = [*combo[:-1], *combo[-1]]
-        name = f"{spec.name}-{_slug(assignments)}" if assignments else spec.name
+        name = _point_name(spec.name, assignments)
         out.append([*spec.overrides, *(f"{k}={_value(v)}" for k, v in assignments), f"name={name}"])
     return out
 
@@ -117,16 +127,19 @@ def is_finished(cfg: ExperimentConfig) -> bool:
 
 def slurm_script(spec: SweepSpec, configs: list[tuple[ExperimentConfig, list[str]]], sweep_path: str,
                  gpus_per_node: int, nodes: int) -> str:
-    """A Slurm job array: task i runs point i with DeepSpeed across the job's nodes (hostfile from Slurm)."""
-    base = spec.base
+    """A Slurm job array: task i runs point i with DeepSpeed across the job's nodes (hostfile from Slurm).
+    Every value is shell-quoted: a path or an override is text from the user, never a command."""
+    base = shlex.quote(spec.base)
+    sweep = shlex.quote(sweep_path)
+    sweep = sweep if sweep.isprintable() else repr(sweep_path)   # a line break would end the comment
     lines = [
         "#!/usr/bin/env bash",
-        f"#SBATCH --job-name={spec.name}",
+        f"#SBATCH --job-name={shlex.quote(spec.name)}",
         f"#SBATCH --array=0-{len(configs) - 1}",
         f"#SBATCH --nodes={nodes}",
         f"#SBATCH --gres=gpu:{gpus_per_node}",
         "#SBATCH --output=slurm-%A_%a.out",
-        f"# written by ./launch.sh sweep {sweep_path} --slurm; one array task per experiment",
+        f"# written by ./launch.sh sweep {sweep} --slurm; one array task per experiment",
         "set -euo pipefail",
         f"cd {shlex.quote(str(REPO))}",
         'hostfile="hostfile-${SLURM_JOB_ID}-${SLURM_ARRAY_TASK_ID}"',
@@ -135,7 +148,7 @@ def slurm_script(spec: SweepSpec, configs: list[tuple[ExperimentConfig, list[str
     ]
     for i, (_, overrides) in enumerate(configs):
         args = " ".join(shlex.quote(o) for o in overrides)
-        lines.append(f"  {i}) ./launch.sh run {shlex.quote(base)} {args} \\\n"
+        lines.append(f"  {i}) ./launch.sh run {base} {args} \\\n"
                      f"       deepspeed.hostfile=\"$hostfile\" deepspeed.num_gpus={gpus_per_node} ;;")
     lines.append("esac")
     return "\n".join(lines) + "\n"

@@ -284,6 +284,12 @@ def _extra_keys(records: list[Record], section: str, known: tuple[str, ...]) -> 
     return sorted({k for r in records for k in (r.get(section) or {}) if k not in known})
 
 
+def _cell(v: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula gets a leading quote (OWASP's CSV injection advice);
+    numbers stay numbers."""
+    return f"'{v}" if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r") else v
+
+
 def render_csv(records: list[Record]) -> str:
     """One row per record; raw numbers (not rounded), unknown metric/cost keys kept as extra columns."""
     metrics = list(METRICS) + _extra_keys(records, "metrics", METRICS)
@@ -293,13 +299,14 @@ def render_csv(records: list[Record]) -> str:
               + ["train_cost_known"]
               + ["bleu_signature", "chrf_signature", "config_hash", "git_rev", "weights_path", "weights_sha256"])
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
-    writer.writeheader()
+    # RFC 4180 line ends: a field holding a bare \r is then quoted (with "\n" Python writes it bare, unreadable)
+    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\r\n")
+    writer.writerow({f: _cell(f) for f in fields})   # extra columns are named by the records' keys
     for rows in groups(records).values():
         for r in rows:
             signatures, weights, prior = (r.get(k) or {} for k in ("signatures", "weights", "prior"))
             ci = r.get("_ci")
-            writer.writerow({
+            writer.writerow({k: _cell(v) for k, v in {
                 **{k: r.get(k) for k in ("experiment", "arm", "task", "src", "tgt", "budget", "n_items",
                                          "config_hash", "git_rev")},
                 "method": method(r),
@@ -310,7 +317,7 @@ def render_csv(records: list[Record]) -> str:
                 "p_vs_sft_holm": r.get("_p_holm"),
                 "bleu_signature": signatures.get("bleu"), "chrf_signature": signatures.get("chrf"),
                 "weights_path": weights.get("path"), "weights_sha256": weights.get("sha256"),
-            })
+            }.items()})
     return out.getvalue()
 
 
@@ -337,9 +344,10 @@ def build_report(run_dir: Path, usd_per_device_hour: float | None = None) -> tup
     for stem, png in plots.items():
         paths[stem] = run_dir / f"{stem}.png"
         atomic_write_bytes(paths[stem], png)
-    atomic_write_text(paths["md"], render_markdown(records, run_dir, sections))
     atomic_write_text(paths["csv"], render_csv(every))
     atomic_write_text(paths["html"], render_html(title(records, run_dir), header_lines(records, run_dir), sections,
                                                  [f"{stem}.png" for stem in plots], samples(records)))
+    # last: a sweep takes report.md for a finished point, so it must not stand beside a half-written report
+    atomic_write_text(paths["md"], render_markdown(records, run_dir, sections))
     tables = {f"{heading or 'quality'}: {t.title}": t for heading, ts in sections.items() for t in ts}
     return paths, tables

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import time
-from functools import lru_cache
 from pathlib import Path
 
 from align import priors as prior_sources
+from core import checkpoints
+from core.checkpoints import weights_hash
 from core.config import TRAINED, BaseArm, ExperimentConfig, LoraArm, PretrainArm, PrettyArm, SftArm
 from core.errors import UserError
-from core.io import atomic_write_json, atomic_write_jsonl, git_revision, hash_weights, read_jsonl, sha256_file
+from core.io import atomic_write_json, atomic_write_jsonl, git_revision, read_jsonl, sha256_file
 from core.ledger import Cost
 from core.models import load_model, load_tokenizer, resolve
 from core.provenance import PROTOCOL, is_current, protocol_of, stamp
@@ -27,31 +28,29 @@ from eval.pos import TagPairs, score_references
 from eval.records import TRAINING_FIELDS
 
 
-def _weights(path: str, **extra) -> dict:
-    return {"path": path, "sha256": _hash(path)} | extra
-
-
-@lru_cache(maxsize=None)
-def _hash(path: str) -> str:
-    return hash_weights(Path(path))
 
 
 def _train_record(run_dir: Path, arm_name: str) -> dict:
+    """The arm's train.json, its weights verified against the hash it records."""
     path = run_dir / "checkpoints" / arm_name / "train.json"
     if not path.is_file():
         raise UserError(f"{path}: arm {arm_name!r} has no complete checkpoint; run its training first")
-    rec = json.loads(path.read_text())
+    rec = checkpoints.read_record(path)
     if not is_current(rec):
         raise UserError(f"{path}: checkpoint written under protocol {protocol_of(rec)}, this code computes protocol "
                         f"{PROTOCOL}; run the train stage (it trains the arm again)")
+    checkpoints.verify(rec, path)
     return rec
 
 
 def _read_record(path: Path) -> dict | None:
     """A result record, or None (with a message) when the file does not parse: it is evaluated again."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(record, dict) or not isinstance(record.get("weights"), dict):
+            raise ValueError("not a result record")
+        return record
+    except (OSError, UnicodeDecodeError, ValueError) as e:
         print(f"[eval] {path}: unreadable record ({e}): evaluating again", flush=True)
         return None
 
@@ -62,9 +61,10 @@ def unknown_training_cost() -> Cost:
 
 
 def _record_beside(path: str) -> dict:
-    """train.json of a checkpoint directory of some run ({} for any other model)."""
+    """train.json of a checkpoint directory of some run ({} for any other model); resolve() verified the
+    weights against it."""
     record = Path(path).parent / "train.json"
-    return json.loads(record.read_text()) if record.is_file() else {}
+    return checkpoints.read_record(record) if record.is_file() else {}
 
 
 class Evaluator:
@@ -88,6 +88,13 @@ class Evaluator:
         self.train_data_sha256 = sha256_file(run_dir / "data" / "train.jsonl")
         self.train = read_jsonl(run_dir / "data" / "train.jsonl")
         self.git_rev = git_revision()
+
+    def _weights(self, path: str, **extra) -> dict:
+        """What a record says about the weights it scored. `in_run`: a checkpoint of this run, found there again
+        when the run directory has been moved or copied (its absolute path is the original's)."""
+        inside = Path(path).resolve().is_relative_to(self.run_dir.resolve())
+        return {"path": path, "sha256": weights_hash(path)} | (
+            {"in_run": str(Path(path).resolve().relative_to(self.run_dir.resolve()))} if inside else {}) | extra
 
     @property
     def base_model(self):
@@ -149,10 +156,10 @@ class Evaluator:
             if rec.get("method") == "lora":
                 base = rec.get("base_model") or self.base_path   # init_from: the adapter sits on another arm's model
                 model = load_model(base, self.cfg.model.dtype, self.cfg.model.trust_remote_code, adapter=path)
-                weights = _weights(path, base=_weights(base))
+                weights = self._weights(path, base=self._weights(base))
             else:
                 model = load_model(path, self.cfg.model.dtype, self.cfg.model.trust_remote_code)
-                weights = _weights(path) if Path(path).is_dir() else {"path": path}   # a hub id has no files here
+                weights = self._weights(path) if Path(path).is_dir() else {"path": path}   # a hub id has no files here
             self._trained[path] = (model, load_tokenizer(path, self.cfg.model.trust_remote_code), weights,
                                    rec.get("cost") or {})
             self._tokens_by_lang[path] = rec.get("tokens_by_lang") or {}
@@ -161,10 +168,28 @@ class Evaluator:
 
     def run(self, arm_names: list[str] | None = None) -> list[dict]:
         arms = [self.cfg.arm(n) for n in arm_names] if arm_names else self.cfg.arm_runs()
+        self._verify(arms)
         for arm in arms:
             for task, direction in self.cfg.tasks.units():
                 self.evaluate(arm, task, direction)
         return self.gather()
+
+    def _verify(self, arms: list) -> None:
+        """Every checkpoint these arms read is verified before anything is evaluated (or a record kept): damaged
+        weights stop the stage with the file named, before any compute."""
+        for arm in arms:
+            if arm.method in TRAINED:
+                _train_record(self.run_dir, arm.name)
+            if getattr(arm, "from_arm", None):
+                _train_record(self.run_dir, arm.from_arm)
+            for outside in (getattr(arm, "model", None), getattr(arm, "task_model", None)):
+                if outside:
+                    resolve(outside)
+            task = self.cfg.tasks.conductivity
+            if task and arm.name in task.from_arms:
+                for lang in task.langs:
+                    if (self.run_dir / "checkpoints" / task.probe_name(arm.name, lang) / "train.json").is_file():
+                        _train_record(self.run_dir, task.probe_name(arm.name, lang))
 
     def record_path(self, arm_name: str, task: str, direction: str) -> Path:
         return self.out / "results" / f"{arm_name}.{task}.{direction}.json"
@@ -204,7 +229,7 @@ class Evaluator:
         elif isinstance(arm, BaseArm) and arm.model:
             model, tok, weights, cost = self._load_other(arm.model)
         elif isinstance(arm, BaseArm):
-            model, tok, weights = self.base_model, self.tok, _weights(self.base_path)
+            model, tok, weights = self.base_model, self.tok, self._weights(self.base_path)
         elif isinstance(arm, (SftArm, LoraArm, PretrainArm)):
             model, tok, weights, cost = self._load_trained(arm.name)
         elif isinstance(arm, PrettyArm):
@@ -218,7 +243,7 @@ class Evaluator:
         if isinstance(arm, PrettyArm):
             model_priors = self._priors(arm, task, direction, items)
             cost = model_priors.cost
-            weights = _weights(self.base_path, prior=model_priors.weights)
+            weights = self._weights(self.base_path, prior=model_priors.weights)
             prior = {"source": arm.prior, "k": arm.k, "from_arm": arm.from_arm, "note": model_priors.note,
                      "chars_mean": model_priors.chars_mean}
         desc = f"{arm.name} {task} {direction}"
@@ -298,7 +323,8 @@ class Evaluator:
         """A kept record must describe the weights that are on disk now (a retrained arm is re-evaluated)."""
         w = old.get("weights") or {}
         for entry in (w, w.get("base") or {}, w.get("prior") or {}):
-            if entry.get("path") and (not Path(entry["path"]).exists() or _hash(entry["path"]) != entry.get("sha256")):
+            path = self.run_dir / entry["in_run"] if entry.get("in_run") else entry.get("path")
+            if path and (not Path(path).exists() or weights_hash(path) != entry.get("sha256")):
                 return False
         return True
 
@@ -314,13 +340,13 @@ class Evaluator:
             kwargs |= {"units": TagPairs, "words": [r["words"] for r in items]}
         if arm.prior in ("sft", "lora"):
             rec = _train_record(self.run_dir, arm.from_arm)
-            kwargs |= {"train_cost": Cost.from_dict(rec["cost"]), "weights": _weights(rec["model_dir"]),
+            kwargs |= {"train_cost": Cost.from_dict(rec["cost"]), "weights": self._weights(rec["model_dir"]),
                        "model_loader": lambda: self._load_trained(arm.from_arm)[:2]}
         elif arm.prior == "task_model":
             path = resolve(arm.task_model)
             # its train.json's cost where it has one, else unknown (never zero: fairness rule 3)
             kwargs |= {"train_cost": self._outside_cost(path),
-                       "weights": _weights(path) if Path(path).is_dir() else {"path": path},
+                       "weights": self._weights(path) if Path(path).is_dir() else {"path": path},
                        "model_loader": lambda: self._prior_model(arm)}
         return prior_sources.SOURCES[arm.prior](self.tok, [r["tgt"] for r in items], arm.k, **kwargs)
 

@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -33,3 +35,21 @@ def gemma():
     from core.models import resolve
 
     return AutoTokenizer.from_pretrained(resolve("gemma-3-270m"))
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: int = 1200) -> subprocess.CompletedProcess:
+    """`python cli.py ARGS` as a user runs it (W&B offline, the data directory of this checkout)."""
+    full = dict(os.environ, YARN_DATA_DIR=str(DATA_DIR), WANDB_MODE="offline") | (env or {})
+    full.pop("WANDB_API_KEY", None)
+    return subprocess.run([sys.executable, "cli.py", *args], cwd=REPO, env=full, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory, tiny_model):
+    """configs/experiments/smoke.yaml run once per session (tiny model, two DeepSpeed ranks): the end-to-end
+    tests read it, the fault tests copy it instead of training again."""
+    out = tmp_path_factory.mktemp("e2e") / "runs"
+    first = run_cli("run", "configs/experiments/smoke.yaml", f"output_dir={out}")
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    return out / "smoke", first

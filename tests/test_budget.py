@@ -27,6 +27,10 @@ def test_impossible_split_is_refused():
     assert sum(map(sum, round_sizes(7, 2, 2))) == 7
 
 
+def test_a_batch_larger_than_the_data_is_cut_not_looped_over():
+    assert round_sizes(5, 10**20, 2) == [[3, 2]]   # once a loop of 10**20 steps before any compute
+
+
 def test_order_is_seeded_by_epoch():
     s = ExactlyOnce(list(range(40)), 4, 2, 0, seed=0, group_by_length=False)
     first = list(s)

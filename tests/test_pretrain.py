@@ -1,12 +1,11 @@
 """Pretraining arms end to end on the tiny model under the real `deepspeed` launcher: cpt, mixed and the
-two-stage cpt -> sft at SFT's token budget, the ledger, and a training process killed with SIGKILL that
-resumes from its last checkpoint into the same model, losses and W&B run."""
+two-stage cpt -> sft at SFT's token budget, the ledger, and a training process killed with SIGKILL (at a named
+fault point) that resumes from its last checkpoint into the same model, losses and W&B run, after refusing a
+damaged one."""
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -86,16 +85,27 @@ def test_sigkilled_training_resumes_to_the_same_model(tmp_path, tiny_model):
     whole = subprocess.run(cmd(tmp_path / "whole"), cwd=REPO, env=env(), capture_output=True, text=True, timeout=900)
     assert whole.returncode == 0, whole.stderr[-3000:]
 
+    # killed (SIGKILL, core/faults.py) right after checkpoint-6 is saved and marked complete: no timed kill
     run = tmp_path / "killed" / "pretrain-smoke"
-    proc = subprocess.Popen(cmd(tmp_path / "killed"), cwd=REPO, env=env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    marker = run / "checkpoints" / "cpt" / "trainer" / "checkpoint-6" / "yarn-rank0.json"
-    deadline = time.time() + 600
-    while not marker.is_file() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)   # the launcher, the rank and anything they started
-    proc.wait()
-    assert marker.is_file() and not (run / "checkpoints" / "cpt" / "train.json").exists(), "killed too late"
+    fault = {"YARN_FAULT": "kill:checkpoint-saved=checkpoint-6"}
+    killed = subprocess.run(cmd(tmp_path / "killed"), cwd=REPO, env=env() | fault, capture_output=True, text=True,
+                            timeout=900)
+    saved = run / "checkpoints" / "cpt" / "trainer" / "checkpoint-6"
+    assert killed.returncode == 1 and (saved / "yarn-rank0.json").is_file()
+    assert killed.stderr.strip().splitlines()[-1].startswith("error: training 'cpt' failed")
+    assert not (run / "checkpoints" / "cpt" / "train.json").exists()
+
+    # a damaged file of the checkpoint to resume from is refused by name, before any training
+    listed = json.loads((saved / "yarn-rank0.json").read_text())["files"]
+    assert "model.safetensors" in listed and any("optim_states" in name for name in listed)
+    state = next(saved.rglob("*optim_states.pt"))
+    pristine = state.read_bytes()
+    state.write_bytes(pristine[:1000] + bytes(b ^ 0xFF for b in pristine[1000:1064]) + pristine[1064:])
+    refused = subprocess.run(cmd(tmp_path / "killed"), cwd=REPO, env=env(), capture_output=True, text=True,
+                             timeout=900)
+    assert refused.returncode == 2 and "--num_gpus" not in refused.stdout
+    assert refused.stderr.strip().splitlines()[-1].startswith(f"error: {state}: differs from the sha256")
+    state.write_bytes(pristine)
 
     again = subprocess.run(cmd(tmp_path / "killed"), cwd=REPO, env=env(), capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]

@@ -6,9 +6,12 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import save_file
 
 import eval.run as evaluation
 from core.config import load_config
+from core.io import hash_weights
 from core.prepare import prepare
 from core.provenance import PROTOCOL
 from core.sweep import is_finished
@@ -31,7 +34,8 @@ def outside_models(tmp_path, tiny_model):
     shutil.copytree(tiny_model, plain)
     ckpt = tmp_path / "other-run" / "checkpoints" / "sft"
     shutil.copytree(tiny_model, ckpt / "model")
-    (ckpt / "train.json").write_text(json.dumps({"method": "sft", "protocol": PROTOCOL, "cost": {
+    (ckpt / "train.json").write_text(json.dumps({"method": "sft", "protocol": PROTOCOL,
+                                                 "weights_sha256": hash_weights(ckpt / "model"), "cost": {
         "train_examples": 64, "train_tokens": 5000, "train_flops": 1.5e12, "train_wall_s": 100.0,
         "train_device_s": 100.0, "train_peak_mem_mb": 900.0}}))
     return plain, ckpt / "model"
@@ -122,6 +126,8 @@ def test_a_cost_counted_under_another_protocol_is_unknown(tmp_path, outside_mode
 def test_a_checkpoint_started_from_a_retrained_one_is_trained_again(tmp_path):
     ckpt = tmp_path / "checkpoints" / "cpt-sft"
     (ckpt / "model").mkdir(parents=True)
-    (ckpt / "train.json").write_text(json.dumps({"protocol": PROTOCOL, "start_weights_sha256": "old"}))
+    save_file({"w": torch.zeros(2)}, ckpt / "model" / "model.safetensors")
+    (ckpt / "train.json").write_text(json.dumps({"protocol": PROTOCOL, "start_weights_sha256": "old",
+                                                 "weights_sha256": hash_weights(ckpt / "model")}))
     assert _current(ckpt, None, "old")
     assert not _current(ckpt, None, "new") and not ckpt.exists()

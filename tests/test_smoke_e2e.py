@@ -2,7 +2,6 @@
 checkpoint reloads, results.jsonl, W&B offline runs (the W&B server cannot exist here; the offline run file is
 what `wandb sync` would upload), the report, and resuming a finished run without redoing work."""
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from core.io import hash_weights, read_jsonl
-from tests.conftest import DATA_DIR
+from tests.conftest import run_cli
 from tests.wandb_offline import runs
 from train import checks
 
@@ -20,16 +19,11 @@ ARMS = {"base", "sft", "lora", "pretty-sft-k1", "pretty-oracle-k1", "pretty-freq
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory, tiny_model):
-    out = tmp_path_factory.mktemp("e2e") / "runs"
-    env = dict(os.environ, YARN_DATA_DIR=str(DATA_DIR), WANDB_MODE="offline")
-    env.pop("WANDB_API_KEY", None)
-    cmd = [sys.executable, "cli.py", "run", "configs/experiments/smoke.yaml", f"output_dir={out}"]
-    first = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
-    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    again = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+def smoke(smoke_run, tiny_model):
+    run, first = smoke_run
+    again = run_cli("run", "configs/experiments/smoke.yaml", f"output_dir={run.parent}", timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
-    return out / "smoke", first, again, tiny_model
+    return run, first, again, tiny_model
 
 
 def test_training_ran_under_the_deepspeed_launcher_with_two_ranks(smoke):

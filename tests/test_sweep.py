@@ -21,7 +21,7 @@ def test_grid_times_paired():
     got = points(spec)
     assert len(got) == 2 * 2 * 2
     assert got[0] == ["seed=1", "data.budget=8", "eval.batch_size=2", "arms.1.epochs=1", "arms.1.learning_rate=0.1",
-                      "name=s-budget8-batch_size2-epochs1-learning_rate0.1"]
+                      "name=s-budget8-batch_size2-epochs1-learning_rate0p1"]
     assert got[-1][1:5] == ["data.budget=16", "eval.batch_size=4", "arms.1.epochs=2", "arms.1.learning_rate=0.2"]
 
 

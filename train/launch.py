@@ -6,7 +6,6 @@ Arms train in config order, so an `init_from` arm's first stage is ready before 
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -16,7 +15,9 @@ from pathlib import Path
 
 import torch
 
+from core import checkpoints
 from core.config import ExperimentConfig
+from core.errors import StageFailed
 from core.io import sha256_file
 from core.provenance import PROTOCOL, is_current, protocol_of
 from core.tracking import wandb_env
@@ -74,19 +75,25 @@ def start_arm(cfg: ExperimentConfig, arm_name: str, conductivity: str | None = N
 
 
 def start_weights(run_dir: Path, start: str | None) -> str | None:
-    """The weight hash of the checkpoint a job starts from, as its train.json records it."""
+    """The weight hash of the checkpoint a job starts from, as its train.json records it, verified against the
+    files: a job never starts from damaged weights."""
     record = run_dir / "checkpoints" / start / "train.json" if start else None
-    return json.loads(record.read_text()).get("weights_sha256") if record and record.is_file() else None
+    if not (record and record.is_file()):
+        return None
+    written = checkpoints.read_record(record)
+    checkpoints.verify(written, record)
+    return written.get("weights_sha256")
 
 
 def _current(out: Path, data: Path | None = None, start: str | None = None) -> bool:
     """A complete checkpoint of this code's protocol, trained on the data now prepared, from the start
     checkpoint now on disk; one of another protocol, other data or another start is removed (with a message),
-    so that it is trained again."""
+    so that it is trained again. Damaged weights are an error (UserError), never silently trained again."""
     record = out / "train.json"
     if not record.is_file():
+        checkpoints.verify_resumable(out / "trainer")   # what a killed job resumes from
         return False
-    written = json.loads(record.read_text())
+    written = checkpoints.read_record(record)
     why = None
     if not is_current(written):
         why = f"written under protocol {protocol_of(written)}, this code computes protocol {PROTOCOL}"
@@ -95,6 +102,7 @@ def _current(out: Path, data: Path | None = None, start: str | None = None) -> b
     elif start is not None and written.get("start_weights_sha256") != start:
         why = "started from a checkpoint that has been trained again since"
     if why is None:
+        checkpoints.verify(written, record)
         return True
     print(f"[train] {out.name}: checkpoint {why}: training it again", flush=True)
     record.unlink()   # first: a crash while removing the rest leaves an incomplete checkpoint, never a stale one
@@ -111,9 +119,9 @@ def _launch(cfg: ExperimentConfig, run_dir: Path, arm_name: str, out_name: str, 
     print("[train] " + " ".join(cmd), flush=True)
     proc = subprocess.run(cmd, env=environment(cfg, run_dir, out_name), cwd=REPO)
     if proc.returncode != 0:
-        raise RuntimeError(f"training {out_name!r} failed (exit {proc.returncode}); see the log above")
+        raise StageFailed(f"training {out_name!r} failed (exit {proc.returncode}); see the log above")
     if not (run_dir / "checkpoints" / out_name / "train.json").is_file():
-        raise RuntimeError(f"training {out_name!r} exited without a checked checkpoint")
+        raise StageFailed(f"training {out_name!r} exited without a checked checkpoint; see the log above")
 
 
 def train_arms(cfg: ExperimentConfig, run_dir: Path, arm_names: list[str] | None = None) -> None:

@@ -11,15 +11,15 @@ CLiKA's fictional facts of LANG into `checkpoints/cd-<lang>-<arm>/` (a probe: it
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the launcher runs this file as a script
 
+from core.checkpoints import read_record, seal  # noqa: E402
 from core.config import load_config  # noqa: E402
-from core.io import atomic_write_json, hash_weights, sha256_file  # noqa: E402
+from core.io import atomic_write_json, hash_weights, sha256_file, share_with_team  # noqa: E402
 from core.ledger import Cost  # noqa: E402
 from core.models import resolve  # noqa: E402
 from core.provenance import stamp  # noqa: E402
@@ -35,7 +35,7 @@ def _checkpoint(run_dir: Path, name: str, needed_by: str) -> dict:
     path = run_dir / "checkpoints" / name / "train.json"
     if not path.is_file():
         raise SystemExit(f"{needed_by}: arm {name!r} has no complete checkpoint ({path}); train it first")
-    return json.loads(path.read_text())
+    return read_record(path)
 
 
 def start_model(run_dir: Path, arm, base: str) -> tuple[str, dict | None]:
@@ -88,14 +88,15 @@ def main(argv=None) -> None:
     model_dir = out / "model"
     check = (checks.check_adapter if arm.method == "lora" else checks.check_full)(model_dir, model_path)
     print(f"[{arm.name}] checkpoint check passed: {check}", flush=True)
-    atomic_write_json(out / "train.json", {
+    share_with_team(model_dir)
+    atomic_write_json(out / "train.json", seal({
         **stamp(cfg.model.dtype), "seed": cfg.seed if arm.seed is None else arm.seed,
         "data_sha256": sha256_file(training_data(cfg, args.run_dir, probe_of or arm.name, args.conductivity)),
         "start_weights_sha256": start_weights(args.run_dir, start_arm(cfg, probe_of or arm.name, args.conductivity)),
         "arm": arm.name, "method": arm.method, "base_model": model_path, "model_dir": str(model_dir),
         "init_from": arm.init_from, "probe_of": probe_of, "weights_sha256": hash_weights(model_dir), "config_hash": cfg.hash(),
         "check": check, "cost": cost.as_dict(), "stage_cost": stage_cost.as_dict(), "tokens_by_lang": tokens_by_lang,
-    })
+    }))
     # intermediate checkpoints (optimizer states: several times the model) are only needed to resume
     for checkpoint in (out / "trainer").glob("checkpoint-*"):
         shutil.rmtree(checkpoint, ignore_errors=True)

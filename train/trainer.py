@@ -15,6 +15,8 @@ import torch
 from transformers import TrainerCallback
 
 from core.config import ExperimentConfig
+from core.checkpoints import file_hashes
+from core.faults import fault_point
 from core.io import atomic_write_json
 from core.ledger import (DTYPE_BITS, Cost, batch_counts, device_peak_flops, peak_memory_mb,
                          training_flops)
@@ -128,10 +130,19 @@ class Ledger(TrainerCallback):
 
     def on_save(self, args, state, control, **kwargs):
         checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        _barrier()   # every rank's files are on disk before any of them is hashed
         atomic_write_json(checkpoint / MARKER.format(rank=rank()),
                           {"step": state.global_step, "num_input_tokens_seen": state.num_input_tokens_seen,
                            "tokens_by_lang": self.tokens_by_lang, "flops_counts": self.counts,
-                           "train_wall_s": self.earlier_wall_s + time.time() - self._t0})
+                           "train_wall_s": self.earlier_wall_s + time.time() - self._t0,
+                           "world": args.world_size, "files": file_hashes(checkpoint, rank(), args.world_size)})
+        _barrier()
+        fault_point("checkpoint-saved", checkpoint.name)
+
+
+def _barrier() -> None:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
 
 
 def run(trainer, ledger: Ledger, tokenizer, out_dir: Path, examples: int) -> Cost:

@@ -47,6 +47,7 @@ def round_sizes(n: int, batch_size: int, world: int) -> list[list[int]]:
     if n < world or (batch_size == 1 and n % world):
         raise ValueError(f"{n} examples cannot be split over {world} ranks in equal numbers of non-empty batches "
                          f"of at most {batch_size}: use a batch size of 2 or more, or a multiple of {world} examples")
+    batch_size = min(batch_size, math.ceil(n / world))   # larger batches would be cut to this anyway
     rounds = math.ceil(n / (batch_size * world))
     sizes = [[batch_size] * world for _ in range(rounds)]
     deficit = rounds * batch_size * world - n

@@ -85,8 +85,8 @@ def choose(all_places: list[Place], n: int | None, seed: int) -> list[Place]:
     by_type = {t: [p for p in all_places if p.type == t] for t in (0, 1)}
     half = n // 2
     if n % 2 or half > min(len(v) for v in by_type.values()):
-        raise UserError(f"places: {n} must be even and at most {2 * min(len(v) for v in by_type.values())} "
-                        "(half type 0, half type 1)")
+        raise UserError(f"tasks.conductivity.places: {n} must be even and at most "
+                        f"{2 * min(len(v) for v in by_type.values())} (half type 0, half type 1)")
     rng = random.Random(seed)
     kept = {p for t in (0, 1) for p in rng.sample(by_type[t], half)}
     return [p for p in all_places if p in kept]

@@ -123,10 +123,12 @@ def _load_file(source: FileSource, src_lang: str, tgt_lang: str, base_dir: Path 
         raise UserError(f"{path}: unknown parallel data format {path.suffix!r} (use .tsv or .jsonl)")
     if not path.is_file():
         raise DataMissing(f"{path}: parallel data file not found")
-    try:
-        text = path.read_text(encoding="utf-8-sig")   # -sig: a BOM would otherwise stick to the first source
+    raw = path.read_bytes()
+    try:   # a BOM would stick to the first source; dropped after decoding, so that e.start counts in raw
+        text = raw.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as e:
-        raise UserError(f"{path}: not valid UTF-8 (byte {e.start})") from None
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise UserError(f"{path}:{line}: not valid UTF-8 (byte {e.start})") from None
     pairs = []
     # split("\n"), not splitlines(): that also breaks at \x0b, \u2028..., and line numbers would drift from editors'
     for lineno, line in enumerate(text.split("\n"), 1):
@@ -138,6 +140,8 @@ def _load_file(source: FileSource, src_lang: str, tgt_lang: str, base_dir: Path 
         if not src or not tgt:
             raise UserError(f"{where}: empty {'source' if not src else 'target'} side")
         pairs.append(Pair(f"file:{source.path}:{lineno}", src, tgt))
+    if not pairs:   # said here: the budget's "0 available" would not name the file
+        raise UserError(f"{path}: no pairs (the file is empty, or holds only comments and blank lines)")
     return pairs
 
 
