@@ -186,7 +186,7 @@ def test_counters_survive_a_resume(tmp_path, tiny_model):
     ledger.on_train_begin(None, types.SimpleNamespace(num_input_tokens_seen=0), None)
     ledger.count(MASK.sum(dim=1), MASK.bool())
     (tmp_path / "trainer" / "checkpoint-3").mkdir(parents=True)
-    ledger.on_save(types.SimpleNamespace(output_dir=str(tmp_path / "trainer")),
+    ledger.on_save(types.SimpleNamespace(output_dir=str(tmp_path / "trainer"), world_size=1),
                    types.SimpleNamespace(global_step=3, num_input_tokens_seen=8), None)
     resumed = common.Ledger(model, _fake_cfg())
     resumed.restore(common.last_complete_checkpoint(tmp_path))

@@ -104,7 +104,7 @@ def test_sigkilled_training_resumes_to_the_same_model(tmp_path, tiny_model):
     refused = subprocess.run(cmd(tmp_path / "killed"), cwd=REPO, env=env(), capture_output=True, text=True,
                              timeout=900)
     assert refused.returncode == 2 and "--num_gpus" not in refused.stdout
-    assert refused.stderr.strip().splitlines()[-1].startswith(f"error: {state}: differs from the sha256")
+    assert refused.stderr.strip().splitlines()[-1].startswith(f"error: {state}: differs from what was recorded")
     state.write_bytes(pristine)
 
     again = subprocess.run(cmd(tmp_path / "killed"), cwd=REPO, env=env(), capture_output=True, text=True, timeout=900)

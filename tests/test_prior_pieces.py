@@ -155,7 +155,7 @@ def test_a_prior_named_sft_must_come_from_an_sft_arm():
     from core.errors import UserError
     from tests.test_config import SMOKE
 
-    with pytest.raises(UserError, match="pretty-sft-k1.*'lora' is a lora arm"):
+    with pytest.raises(UserError, match="arms.3.from_arm.*'lora' is a lora arm"):
         load_config(SMOKE, ["arms.3.from_arm=lora"])
     with pytest.raises(UserError, match="from_arm is only used by prior: sft or lora"):
         load_config(SMOKE, ["arms.4.from_arm=sft"])
