@@ -313,7 +313,11 @@ def _train_record(run_dir: Path, arm: str) -> dict:
     path = run_dir / "checkpoints" / arm / "train.json"
     if not path.is_file():
         raise UserError(f"{path}: arm {arm!r} has no complete checkpoint in this run")
-    return json.loads(path.read_text())
+    from core.checkpoints import read_record, verify
+
+    record = read_record(path)
+    verify(record, path)   # the shift of damaged weights would be no one's
+    return record
 
 
 if __name__ == "__main__":
