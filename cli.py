@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import argparse
 import errno
-import math
 import sys
 from pathlib import Path
 
+from core.args import positive
 from core.errors import StageFailed, UserError
 
 
@@ -113,20 +113,6 @@ def cmd_report(args) -> None:
         _report(run_dir, cfg, args.usd_per_device_hour)
     finally:
         release(run_dir)
-
-
-def positive(kind: type):
-    """An argparse type: a number > 0, as the config's fields are (a price of -1 turns costs negative)."""
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            what = "an integer" if kind is int else "a number"
-            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
-        if not (value > 0 and math.isfinite(value)):
-            raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
-        return value
-    return parse
 
 
 def main(argv=None) -> int:

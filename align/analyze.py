@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
-import os
 import sys
 from pathlib import Path
 
 import torch
 
+from core.args import positive
 from core.errors import UserError
-from core.io import atomic_write_bytes, atomic_write_json
+from core.io import atomic_write_bytes, atomic_write_json, check_writable, read_jsonl
 
 CLASSES = ("unshifted", "marginal", "shifted")
 
@@ -199,9 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--task", default="mt", choices=["mt", "pos"],
                    help="only test rows of this task (default mt; POS rows share the direction names)")
     p.add_argument("--direction", help="only test rows of this direction, e.g. en-de (default: all)")
-    p.add_argument("--n", type=_positive, default=50, help="first N test rows")
-    p.add_argument("--max-new-tokens", type=_positive, default=48)
-    p.add_argument("--batch-size", type=_positive, default=8)
+    p.add_argument("--n", type=positive(int), default=50, help="first N test rows")
+    p.add_argument("--max-new-tokens", type=positive(int), default=48)
+    p.add_argument("--batch-size", type=positive(int), default=8)
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16", "auto"],
                    help="float32 keeps small KLs above rounding noise")
     p.add_argument("--out", help="JSON file, the plot goes next to it as .png "
@@ -214,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         test = run_dir / "data" / "test.jsonl"
         if not test.is_file():
             raise UserError(f"{test}: no such file (run the prepare stage first)")
-        rows = [r for r in _read_rows(test)
+        rows = [r for r in read_jsonl(test)
                 if r.get("task") == args.task and args.direction in (None, r.get("direction"))][:args.n]
         if not rows:
             raise UserError(f"{test}: no {args.task} rows" + (f" of direction {args.direction!r}" if args.direction else ""))
@@ -234,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError(f"{aligned}: not a PEFT adapter directory (no adapter_config.json)")
         aligned = str(Path(aligned).resolve()) if adapter else resolve(aligned)
         out = Path(args.out or run_dir / "analysis" / f"shift-{args.arm}-{args.task}{'-' + args.direction if args.direction else ''}.json")
-        _check_writable(out)
+        check_writable(out.parent, "--out")   # before any model loads: the result is written last
         wandb_run = None
         if cfg is not None and cfg.wandb.mode != "disabled":
             from core.tracking import init_run
@@ -252,33 +251,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _positive(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
-    return n
-
-
-def _read_rows(path: Path) -> list[dict]:
-    """test.jsonl's rows; a damaged line is named by its number (read_jsonl raises a bare JSONDecodeError)."""
-    rows = []
-    try:
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if line.strip():
-                    rows.append(json.loads(line))
-                    if not isinstance(rows[-1], dict):
-                        raise UserError(f"{path}:{lineno}: expected a JSON object")
-    except UnicodeDecodeError as e:
-        raise UserError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path}:{lineno}: invalid JSON ({e.msg}, column {e.colno})") from None
-    return rows
-
-
 def _check_arm(cfg, arm: str) -> None:
     """An arm the run does not have, and one that trains nothing, are told apart from one not trained yet."""
     if cfg is None:
@@ -294,15 +266,6 @@ def _check_arm(cfg, arm: str) -> None:
                         f"arm ({trained}) or pass --aligned")
 
 
-def _check_writable(out: Path) -> None:
-    """Said before any model is loaded: the result is written only after the whole analysis."""
-    existing = out.parent
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise UserError(f"--out: {existing} is not a writable directory")
-
-
 def _run_config(run_dir: Path):
     from core.config import load_config
 
@@ -313,11 +276,9 @@ def _train_record(run_dir: Path, arm: str) -> dict:
     path = run_dir / "checkpoints" / arm / "train.json"
     if not path.is_file():
         raise UserError(f"{path}: arm {arm!r} has no complete checkpoint in this run")
-    from core.checkpoints import read_record, verify
+    from core.checkpoints import verified_record
 
-    record = read_record(path)
-    verify(record, path)   # the shift of damaged weights would be no one's
-    return record
+    return verified_record(path)   # the shift of damaged weights would be no one's
 
 
 if __name__ == "__main__":

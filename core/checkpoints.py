@@ -10,7 +10,7 @@ import struct
 from pathlib import Path
 
 from core.errors import UserError
-from core.io import sha256_file
+from core.io import hash_weights, sha256_file
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tiktoken.model")
 _file_hashes: dict[tuple, str] = {}
@@ -28,11 +28,7 @@ def _sha256(path: Path) -> str:
 
 def weights_hash(directory: str | Path) -> str:
     """core.io.hash_weights (the hash records carry), from the per-file cache."""
-    h = hashlib.sha256()
-    for p in sorted(p for p in Path(directory).iterdir() if p.suffix in {".safetensors", ".bin"} and p.is_file()):
-        h.update(p.name.encode())
-        h.update(_sha256(p).encode())
-    return h.hexdigest()
+    return hash_weights(directory, _sha256)
 
 
 def directory_hashes(directory: Path) -> dict[str, str]:
@@ -94,6 +90,13 @@ def verify(record: dict, record_path: Path) -> None:
                         f"(damaged or changed since); {remedy}")
 
 
+def verified_record(path: Path) -> dict:
+    """read_record, its checkpoint verified: what every stage that uses a checkpoint reads."""
+    record = read_record(path)
+    verify(record, path)
+    return record
+
+
 def check_weight_files(directory: Path, remedy: str) -> None:
     """Every safetensors file holds the bytes its header promises (a truncated copy fails here, not as a
     deserialisation traceback)."""
@@ -138,7 +141,7 @@ def check_model_dir(path: Path, what: str) -> None:
     check_weight_files(path, remedy)
     record = path.parent / "train.json"
     if record.is_file():
-        verify(read_record(record) | {"model_dir": str(path)}, record)
+        verify(read_record(record) | {"model_dir": str(path)}, record)   # not necessarily a `model/`
 
 
 # ---------------------------------------------------------------- resumable trainer checkpoints

@@ -7,8 +7,9 @@ import os
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
+from core.errors import UserError
 from core.faults import fault_point
 
 
@@ -54,8 +55,29 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    """One JSON object per line; UserError naming the file and line of a damaged one."""
+    rows, n = [], 0
+    try:
+        with open(path, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if line.strip():
+                    rows.append(json.loads(line))
+                    if not isinstance(rows[-1], dict):
+                        raise UserError(f"{path}:{n}: expected a JSON object")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}:{n}: invalid JSON ({e.msg}, column {e.colno})") from None
+    return rows
+
+
+def check_writable(path: Path, field: str) -> None:
+    """`path` (a directory or a file to come) can be created: said before any compute, not after it."""
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"{field}: {existing} is not a writable directory")
 
 
 def atomic_write_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
@@ -70,14 +92,14 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def hash_weights(directory: str | Path) -> str:
+def hash_weights(directory: str | Path, file_hash: Callable[[Path], str] = sha256_file) -> str:
     """Content hash of every weight file in a checkpoint directory (safetensors/bin), in name order."""
     directory = Path(directory)
     files = sorted(p for p in directory.iterdir() if p.suffix in {".safetensors", ".bin"} and p.is_file())
     h = hashlib.sha256()
     for p in files:
         h.update(p.name.encode())
-        h.update(sha256_file(p).encode())
+        h.update(file_hash(p).encode())
     return h.hexdigest()
 
 

@@ -18,7 +18,7 @@ from core.data.budget import check_disjoint, round_sizes, select
 from core.data.parallel import Pair, load_pairs
 from core.data.ud import TaggedSentence, load_tagged
 from core.errors import DataMissing, UserError
-from core.io import atomic_write_json, atomic_write_jsonl, atomic_write_text
+from core.io import atomic_write_json, atomic_write_jsonl, atomic_write_text, check_writable
 from core.lock import acquire
 from core.models import load_tokenizer, resolve
 from core.prompts import (answer_completion, letter_prompt, question_prompt, tagging_completion, tagging_prompt,
@@ -37,14 +37,6 @@ def data_dir(cfg: ExperimentConfig) -> Path | None:
 
 def run_dir(cfg: ExperimentConfig) -> Path:
     return Path(cfg.output_dir).resolve() / cfg.name
-
-
-def _check_writable(directory: Path) -> None:
-    existing = directory
-    while not existing.exists():
-        existing = existing.parent
-    if not os.access(existing, os.W_OK | os.X_OK) or not existing.is_dir():
-        raise UserError(f"output_dir: {existing} is not a writable directory")
 
 
 def _mt_rows(pairs: list[Pair], src: str, tgt: str) -> list[dict]:
@@ -188,7 +180,7 @@ def _conductivity(cfg: ExperimentConfig, ddir: Path | None, test_rows, manifest)
 def prepare(cfg: ExperimentConfig, config_path: Path) -> Path:
     """Validate everything, then write <output_dir>/<name>/{config.yaml, data/*.jsonl}. Returns the run dir."""
     out = run_dir(cfg)
-    _check_writable(out)
+    check_writable(out, "output_dir")
     existing = out / "config.yaml"
     if existing.is_file():
         from core.config import load_config
@@ -198,11 +190,11 @@ def prepare(cfg: ExperimentConfig, config_path: Path) -> Path:
             raise UserError(f"{out} holds a run of a different config (hash {old.hash()} != {cfg.hash()}); "
                             f"set name=... or remove the directory")
     model_path = resolve(cfg.model.name)
-    for i, arm in enumerate(cfg.arms):
-        for field in ("task_model", "model"):
+    for i, arm in enumerate(cfg.arms):   # files an arm names: checked now, not when the arm's turn comes
+        for field, check in (("task_model", resolve), ("model", resolve), ("dictionary_path", read_dictionary)):
             if getattr(arm, field, None):
                 try:
-                    resolve(getattr(arm, field))
+                    check(getattr(arm, field))
                 except UserError as e:
                     raise UserError(f"arms.{i}.{field}: {e}") from None
     if cfg.trained_arms() or cfg.tasks.conductivity:
@@ -210,12 +202,6 @@ def prepare(cfg: ExperimentConfig, config_path: Path) -> Path:
         # the launcher runs in the repository root: a relative hostfile is read from there
         if cfg.deepspeed.hostfile and not (REPO / cfg.deepspeed.hostfile).is_file():
             raise UserError(f"deepspeed.hostfile: {REPO / cfg.deepspeed.hostfile} not found")
-    for i, arm in enumerate(cfg.arms):
-        if getattr(arm, "dictionary_path", None):
-            try:
-                read_dictionary(arm.dictionary_path)
-            except UserError as e:
-                raise UserError(f"arms.{i}.dictionary_path: {e}") from None
     ddir = data_dir(cfg)
     rows, manifest = {"train": [], "dev": [], "test": []}, {}
     if cfg.tasks.mt:

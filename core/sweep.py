@@ -121,7 +121,7 @@ def is_finished(cfg: ExperimentConfig) -> bool:
     try:
         records = read_jsonl(results)
         return bool(records) and all(is_current(r) for r in records)
-    except ValueError:   # a damaged results.jsonl: the run's evaluation rewrites it
+    except UserError:   # a damaged results.jsonl: the run's evaluation rewrites it
         return False
 
 

@@ -28,8 +28,6 @@ from eval.pos import TagPairs, score_references
 from eval.records import TRAINING_FIELDS
 
 
-
-
 def _train_record(run_dir: Path, arm_name: str) -> dict:
     """The arm's train.json, its weights verified against the hash it records."""
     path = run_dir / "checkpoints" / arm_name / "train.json"
@@ -92,9 +90,9 @@ class Evaluator:
     def _weights(self, path: str, **extra) -> dict:
         """What a record says about the weights it scored. `in_run`: a checkpoint of this run, found there again
         when the run directory has been moved or copied (its absolute path is the original's)."""
-        inside = Path(path).resolve().is_relative_to(self.run_dir.resolve())
-        return {"path": path, "sha256": weights_hash(path)} | (
-            {"in_run": str(Path(path).resolve().relative_to(self.run_dir.resolve()))} if inside else {}) | extra
+        resolved, root = Path(path).resolve(), self.run_dir.resolve()
+        in_run = {"in_run": str(resolved.relative_to(root))} if resolved.is_relative_to(root) else {}
+        return {"path": path, "sha256": weights_hash(path)} | in_run | extra
 
     @property
     def base_model(self):

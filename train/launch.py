@@ -80,9 +80,7 @@ def start_weights(run_dir: Path, start: str | None) -> str | None:
     record = run_dir / "checkpoints" / start / "train.json" if start else None
     if not (record and record.is_file()):
         return None
-    written = checkpoints.read_record(record)
-    checkpoints.verify(written, record)
-    return written.get("weights_sha256")
+    return checkpoints.verified_record(record).get("weights_sha256")
 
 
 def _current(out: Path, data: Path | None = None, start: str | None = None) -> bool:
