@@ -31,8 +31,8 @@ def cmd_run(args) -> None:
 def run_experiment(cfg, config_path: Path, stage: str = "all", split: str = "test") -> Path:
     """`split`: evaluate and report on test (the run directory) or on dev (its dev/ folder: every choice made
     before the test, e.g. a task format or a threshold, is made there)."""
-    from core.lock import release
     from core.prepare import prepare
+    from core.rundir import RunDir
 
     run_dir = prepare(cfg, config_path)   # takes the run directory's lock once every input is checked
     try:
@@ -51,7 +51,7 @@ def run_experiment(cfg, config_path: Path, stage: str = "all", split: str = "tes
             else:
                 _report(run_dir / split, cfg, name=f"report-{split}")
     finally:
-        release(run_dir)
+        RunDir(run_dir).unlock()
     return run_dir
 
 
@@ -100,19 +100,18 @@ def _report(run_dir: Path, cfg=None, usd_per_device_hour: float | None = None, n
 
 
 def cmd_report(args) -> None:
-    from core.lock import acquire, release
+    from core.config import load_config
+    from core.rundir import RunDir
 
-    run_dir = Path(args.run_dir)
+    run = RunDir(args.run_dir)
     cfg = None
-    if (run_dir / "config.yaml").is_file():
-        from core.config import load_config
-
-        cfg = load_config(run_dir / "config.yaml")
-        acquire(run_dir)   # not over the report of a run still writing its results
+    if run.config.is_file():   # its plugins register their tasks for the report
+        cfg = load_config(run.config)
+        run.lock()   # not over the report of a run still writing its results
     try:
-        _report(run_dir, cfg, args.usd_per_device_hour)
+        _report(run.root, cfg, args.usd_per_device_hour)
     finally:
-        release(run_dir)
+        run.unlock()
 
 
 def main(argv=None) -> int:
@@ -121,25 +120,34 @@ def main(argv=None) -> int:
         from align.analyze import main as analyze
 
         return analyze(argv[1:])
-    p = argparse.ArgumentParser(prog="./launch.sh", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="./launch.sh", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="verb", required=True)
-    r = sub.add_parser("run", help="run an experiment config", description="Run an experiment: prepare the data, "
+    r = sub.add_parser("run", help="run an experiment config",
+                       description="Run an experiment: prepare the data, "
                        "train each training arm under DeepSpeed, evaluate every arm, write the report.")
     r.add_argument("config", help="experiment YAML, e.g. configs/experiments/demo.yaml")
-    r.add_argument("overrides", nargs="*", help="key=value overrides of config fields, e.g. data.budget=64 arms.1.epochs=2")
+    r.add_argument("overrides", nargs="*",
+                   help="key=value overrides of config fields, e.g. data.budget=64 arms.1.epochs=2")
     r.add_argument("--stage", choices=["all", "prepare", "train", "eval", "report"], default="all",
-                   help="run only this stage, after prepare (each stage reads the files the earlier ones wrote)")
+                   help="run only this stage, after prepare "
+                   "(each stage reads the files the earlier ones wrote)")
     r.add_argument("--split", choices=["test", "dev"], default="test",
-                   help="evaluate and report on the test split (default) or on the dev split, into RUN_DIR/dev/: "
-                   "make every choice (a format, a threshold, the best arm) on dev, then touch test once")
+                   help="evaluate and report on the test split (default) or on the dev split, "
+                   "into RUN_DIR/dev/: make every choice (a format, a threshold, the best arm) on dev, "
+                   "then touch test once")
     r.set_defaults(func=cmd_run)
     sw = sub.add_parser("sweep", help="run a grid of experiments (configs/sweeps/*.yaml)",
                         description="Expand a sweep file into experiments and run them one after another; "
-                        "finished ones (same config hash, report written) are skipped, a crashed one resumes.")
+                        "finished ones (same config hash, report written) are skipped, "
+                        "a crashed one resumes.")
     sw.add_argument("sweep", help="sweep YAML, e.g. configs/sweeps/budget.yaml")
-    sw.add_argument("--dry-run", action="store_true", help="list the experiments and whether each is finished")
-    sw.add_argument("--output-dir", default="runs", help="experiments go to OUTPUT_DIR/<sweep name>/<experiment>")
-    sw.add_argument("--slurm", metavar="FILE", help="write a Slurm job-array script running the sweep with DeepSpeed "
+    sw.add_argument("--dry-run", action="store_true",
+                    help="list the experiments and whether each is finished")
+    sw.add_argument("--output-dir", default="runs",
+                    help="experiments go to OUTPUT_DIR/<sweep name>/<experiment>")
+    sw.add_argument("--slurm", metavar="FILE",
+                    help="write a Slurm job-array script running the sweep with DeepSpeed "
                     "across nodes (--hostfile from the allocation) instead of running it here")
     sw.add_argument("--gpus-per-node", type=positive(int), default=8, help="with --slurm")
     sw.add_argument("--nodes", type=positive(int), default=1, help="with --slurm: nodes per experiment")
@@ -147,7 +155,8 @@ def main(argv=None) -> int:
     rep = sub.add_parser("report", help="rebuild the report of a run directory from its results.jsonl")
     rep.add_argument("run_dir", help="a run directory, or a sweep's (every run one level down)")
     rep.add_argument("--usd-per-device-hour", type=positive(float), metavar="USD",
-                     help="price of a device-hour: adds training cost in money (default: report.usd_per_device_hour)")
+                     help="price of a device-hour: adds training cost in money "
+                     "(default: report.usd_per_device_hour)")
     rep.set_defaults(func=cmd_report)
     sub.add_parser("analyze", help="token distribution shift of an aligned checkpoint against its base model",
                    add_help=False)

@@ -1,4 +1,5 @@
-"""Token distribution shift (URIAL / AlignTDS): where does an aligned model's next-token choice differ from the base's?
+"""Token distribution shift (URIAL / AlignTDS): where does an aligned model's next-token choice differ from
+the base's?
 
 Both models read the same prompt and the aligned model's own greedy output, teacher-forced. At each output
 position t we compare P_aligned(.|prefix) with P_base(.|prefix): KL(aligned || base) in nats, and the rank of
@@ -19,15 +20,22 @@ from pathlib import Path
 import torch
 
 from core.args import positive
+from core.arms import trained
+from core.config import load_config
+from core.decoding import generate
 from core.errors import UserError
 from core.io import atomic_write_bytes, atomic_write_json, check_writable, read_jsonl
+from core.models import load_model, load_tokenizer, resolve
+from core.rundir import RunDir
+from core.tracking import init_run
 
 CLASSES = ("unshifted", "marginal", "shifted")
 
 
 @torch.no_grad()
 def output_logprobs(model, tok, prompts: list[str], outputs: list[list[int]]) -> list[torch.Tensor]:
-    """Per item, a float32 [len(output), vocab] tensor: row t is log P(. | prompt, output[:t]), one forward pass."""
+    """Per item, a float32 [len(output), vocab] tensor: row t is log P(. | prompt, output[:t]), one forward
+    pass."""
     seqs = [tok(p).input_ids + list(o) for p, o in zip(prompts, outputs)]
     width, longest = max(map(len, seqs)), max(map(len, outputs))
     ids = torch.full((len(seqs), width), tok.pad_token_id, dtype=torch.long)
@@ -35,7 +43,8 @@ def output_logprobs(model, tok, prompts: list[str], outputs: list[list[int]]) ->
     for row, s in enumerate(seqs):
         ids[row, width - len(s):], mask[row, width - len(s):] = torch.tensor(s), 1
     # Left padding with positions counted from each item's first token, as in generate(): every output ends in
-    # the last column, so only the last longest+1 columns need logits (the very last predicts past the output).
+    # the last column, so only the last longest+1 columns need logits (the very last predicts past the
+    # output).
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
                    position_ids=positions.to(model.device), logits_to_keep=longest + 1).logits[:, :-1]
@@ -70,7 +79,8 @@ def _summary(kls: list[list[float]], ranks: list[list[int]], j: int) -> dict:
 
 def shift_statistics(base_model, aligned_model, tok, prompts: list[str], outputs: list[list[int]],
                      priors_j=(0, 1, 2), batch_size: int = 8) -> dict:
-    """Per-position KL(aligned || base) and base rank of the aligned token, summarised for each j in priors_j."""
+    """Per-position KL(aligned || base) and base rank of the aligned token, summarised for each j in
+    priors_j."""
     if _vocab_size(base_model) != _vocab_size(aligned_model):
         raise UserError(f"base and aligned models have different vocabularies ({_vocab_size(base_model)} vs "
                         f"{_vocab_size(aligned_model)} tokens): shift needs one shared tokenizer")
@@ -81,7 +91,8 @@ def shift_statistics(base_model, aligned_model, tok, prompts: list[str], outputs
         idx = order[start:start + batch_size]
         args = ([prompts[i] for i in idx], [outputs[i] for i in idx])
         # Full-vocabulary tensors live for one batch only: each item is reduced to two numbers per position.
-        for i, a, b in zip(idx, output_logprobs(aligned_model, tok, *args), output_logprobs(base_model, tok, *args)):
+        for i, a, b in zip(idx, output_logprobs(aligned_model, tok, *args),
+                           output_logprobs(base_model, tok, *args)):
             b = b.to(a.device)
             kls[i] = torch.where(a > -torch.inf, a.exp() * (a - b), 0.0).sum(-1).tolist()
             chosen = b.gather(-1, torch.tensor(outputs[i], device=b.device)[:, None])
@@ -91,7 +102,8 @@ def shift_statistics(base_model, aligned_model, tok, prompts: list[str], outputs
 
 
 def plot(stats: dict, path: str | Path, title: str = "") -> None:
-    """(a) mean KL per output position, marking where each prior ends; (b) rank classes for t >= j and t = j."""
+    """(a) mean KL per output position, marking where each prior ends; (b) rank classes for t >= j and
+    t = j."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -108,7 +120,8 @@ def plot(stats: dict, path: str | Path, title: str = "") -> None:
     ax.set_zorder(counts.get_zorder() + 1)
     ax.patch.set_visible(False)
     ax.plot(full["positions"], full["mean_kl"], marker="o", ms=3, color="tab:blue")
-    at = [(s["j"], s["at_prior"]["mean_kl"]) for s in stats["by_prior"] if s["at_prior"]["mean_kl"] is not None]
+    at = [(s["j"], s["at_prior"]["mean_kl"]) for s in stats["by_prior"]
+          if s["at_prior"]["mean_kl"] is not None]
     ax.plot([j for j, _ in at], [kl for _, kl in at], "o", color="tab:red", ms=7,
             label="t = j: first token the base decodes after j priors")
     ax.legend(loc="upper right", fontsize=8)
@@ -152,10 +165,8 @@ def _scalars(stats: dict) -> dict[str, float]:
 def analyze(base_path: str, aligned_path: str, prompts: list[str], *, adapter: bool = False,
             max_new_tokens: int = 48, batch_size: int = 8, dtype: str = "float32", priors_j=(0, 1, 2),
             out: str | Path | None = None, wandb_run=None, meta: dict | None = None) -> dict:
-    """Generate the aligned model's greedy answers, measure the shift; with `out`, write out (JSON) and its .png."""
-    from core.models import load_model, load_tokenizer
-    from eval.generate import generate
-
+    """Generate the aligned model's greedy answers, measure the shift; with `out`, write out (JSON) and its
+    .png."""
     tok = load_tokenizer(base_path)
     # An adapter directory may carry no tokenizer: it then shares the base's by construction.
     own_tok = (Path(aligned_path) / "tokenizer_config.json").is_file()
@@ -163,7 +174,8 @@ def analyze(base_path: str, aligned_path: str, prompts: list[str], *, adapter: b
         raise UserError(f"{aligned_path}: its tokenizer differs from the base model's; "
                         "shift needs one shared vocabulary")
     base = load_model(base_path, dtype)
-    aligned = load_model(base_path, dtype, adapter=aligned_path) if adapter else load_model(aligned_path, dtype)
+    aligned = (load_model(base_path, dtype, adapter=aligned_path) if adapter
+               else load_model(aligned_path, dtype))
     gens = generate(aligned, tok, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
                     stop_at_newline=True, desc="aligned outputs")
     outputs = [g.new_ids for g in gens]
@@ -190,8 +202,10 @@ def analyze(base_path: str, aligned_path: str, prompts: list[str], *, adapter: b
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="./launch.sh analyze", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run-dir", required=True, help="run directory; prompts come from RUN_DIR/data/test.jsonl")
-    p.add_argument("--arm", default="sft", help="training arm of the run to compare with its base model (default sft)")
+    p.add_argument("--run-dir", required=True,
+                   help="run directory; prompts come from RUN_DIR/data/test.jsonl")
+    p.add_argument("--arm", default="sft",
+                   help="training arm of the run to compare with its base model (default sft)")
     p.add_argument("--base", help="base model (default: the run's model)")
     p.add_argument("--aligned", help="aligned checkpoint directory (default: the arm's checkpoint)")
     p.add_argument("--adapter", action="store_true", help="--aligned is a PEFT adapter to load on --base")
@@ -207,24 +221,24 @@ def main(argv: list[str] | None = None) -> int:
                                  "(default RUN_DIR/analysis/shift-ARM-TASK[-DIRECTION].json)")
     args = p.parse_args(argv)
     try:
-        from core.models import resolve
-
         run_dir = Path(args.run_dir)
-        test = run_dir / "data" / "test.jsonl"
+        test = RunDir(run_dir).rows("test")
         if not test.is_file():
             raise UserError(f"{test}: no such file (run the prepare stage first)")
         rows = [r for r in read_jsonl(test)
                 if r.get("task") == args.task and args.direction in (None, r.get("direction"))][:args.n]
         if not rows:
-            raise UserError(f"{test}: no {args.task} rows" + (f" of direction {args.direction!r}" if args.direction else ""))
+            raise UserError(f"{test}: no {args.task} rows"
+                            + (f" of direction {args.direction!r}" if args.direction else ""))
         if any("prompt" not in r for r in rows):
             raise UserError(f"{test}: rows lack a 'prompt' field")
         cfg = _run_config(run_dir)
         base, aligned, adapter = args.base, args.aligned, args.adapter
         if aligned is None:  # the arm's checkpoint, as its training recorded it
             _check_arm(cfg, args.arm)
-            rec = _train_record(run_dir, args.arm)
-            aligned, adapter = rec["model_dir"], rec["method"] == "lora"
+            # the shift of damaged weights would be no one's
+            rec = RunDir(run_dir).trained(args.arm, "--arm")
+            aligned, adapter = rec.model_dir, rec.method == "lora"
         if base is None:
             if cfg is None:
                 raise UserError(f"{run_dir}: no config.yaml; pass --base")
@@ -232,16 +246,17 @@ def main(argv: list[str] | None = None) -> int:
         if adapter and not (Path(aligned) / "adapter_config.json").is_file():
             raise UserError(f"{aligned}: not a PEFT adapter directory (no adapter_config.json)")
         aligned = str(Path(aligned).resolve()) if adapter else resolve(aligned)
-        out = Path(args.out or run_dir / "analysis" / f"shift-{args.arm}-{args.task}{'-' + args.direction if args.direction else ''}.json")
+        out = Path(args.out or run_dir / "analysis"
+                   / f"shift-{args.arm}-{args.task}{'-' + args.direction if args.direction else ''}.json")
         check_writable(out.parent, "--out")   # before any model loads: the result is written last
         wandb_run = None
         if cfg is not None and cfg.wandb.mode != "disabled":
-            from core.tracking import init_run
 
             wandb_run = init_run(cfg, run_dir, out.stem, "analysis")
         analyze(resolve(base), aligned, [r["prompt"] for r in rows], adapter=adapter,
                 max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, dtype=args.dtype, out=out,
-                wandb_run=wandb_run, meta={"run_dir": str(run_dir), "task": args.task, "direction": args.direction, "arm": args.arm})
+                wandb_run=wandb_run, meta={"run_dir": str(run_dir), "task": args.task,
+                                           "direction": args.direction, "arm": args.arm})
         if wandb_run is not None:
             wandb_run.finish()
     except UserError as e:
@@ -255,30 +270,18 @@ def _check_arm(cfg, arm: str) -> None:
     """An arm the run does not have, and one that trains nothing, are told apart from one not trained yet."""
     if cfg is None:
         return
-    from core.config import TRAINED
-
     names = [a.name for a in cfg.arm_runs()]
     if arm not in names:
         raise UserError(f"--arm {arm!r}: not an arm of this run (arms: {', '.join(names)})")
-    if cfg.arm(arm).method not in TRAINED:
-        trained = ", ".join(a.name for a in cfg.trained_arms()) or "none in this run"
+    if not trained(cfg.arm(arm).method):
+        training = ", ".join(a.name for a in cfg.trained_arms()) or "none in this run"
         raise UserError(f"--arm {arm!r}: a {cfg.arm(arm).method} arm trains no checkpoint; pick a training "
-                        f"arm ({trained}) or pass --aligned")
+                        f"arm ({training}) or pass --aligned")
 
 
 def _run_config(run_dir: Path):
-    from core.config import load_config
-
-    return load_config(run_dir / "config.yaml") if (run_dir / "config.yaml").is_file() else None
-
-
-def _train_record(run_dir: Path, arm: str) -> dict:
-    path = run_dir / "checkpoints" / arm / "train.json"
-    if not path.is_file():
-        raise UserError(f"{path}: arm {arm!r} has no complete checkpoint in this run")
-    from core.checkpoints import verified_record
-
-    return verified_record(path)   # the shift of damaged weights would be no one's
+    config = RunDir(run_dir).config
+    return load_config(config) if config.is_file() else None
 
 
 if __name__ == "__main__":

@@ -40,7 +40,8 @@ art doth hast hath shalt thee thereof therefore thine thou thus thy unto wherefo
 
 
 def stopwords_for(lang: str) -> frozenset[str]:
-    """Source words a prior skips; only English has a list, other sources have their first translatable word used."""
+    """Source words a prior skips; only English has a list, other sources have their first translatable word
+    used."""
     return ENGLISH_STOPWORDS if lang == "en" else frozenset()
 
 
@@ -138,8 +139,9 @@ def _surface_forms(texts) -> dict[str, str]:
 
 
 def read_dictionary(path: str | Path, stopwords: frozenset[str] = ENGLISH_STOPWORDS) -> Lexicon:
-    """A lexicon from a dictionary file: FreeDict TEI (`.tei`, `.xml`) or else `source<TAB>target` lines, blank
-    lines and `#` comments skipped. A word listed twice keeps its first translation, the one dictionaries list first."""
+    """A lexicon from a dictionary file: FreeDict TEI (`.tei`, `.xml`) or else `source<TAB>target` lines,
+    blank lines and `#` comments skipped. A word listed twice keeps its first translation, the one
+    dictionaries list first."""
     path = Path(path)
     if not path.is_file():
         raise DataMissing(f"{path}: no such dictionary file")

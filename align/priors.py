@@ -2,10 +2,11 @@
 
 Every source returns, per test item, the token ids of k pieces of the answer in the *base* model's tokenizer,
 plus what it cost and how many characters of text the prior holds. k counts pieces that carry text
-(`take_text_pieces`): Gemma writes " 这是一个" as ['▁', '这是一个'] and " 1984" as ['▁', '1', '9', ...], so a bare
-'▁' would be a whole prior of k = 1 in Chinese and nothing of one in German. A task may count other units
+(`take_text_pieces`): Gemma writes " 这是一个" as ['▁', '这是一个'] and " 1984" as ['▁', '1', '9', ...], so a
+bare '▁' would be a whole prior of k = 1 in Chinese and nothing of one in German. A task may count other units
 (`units`, a counter with `TextPieces`' interface): a POS answer in word/TAG pairs counts tags
-(`eval.pos.TagPairs`: k = 2 is " The/DET cat/NOUN", the words copied from the prompt around the tags).
+(`eval.pos.TagPairs`: k = 2 is " The/DET cat/NOUN", the words copied from the prompt around the tags; such a
+counter also reads the units of a whole text, `units_of`).
 Priors that are text (a reference, another tokenizer's output) are tokenized as TRL tokenizes training rows:
 prompt and completion (" " + text) together, the completion being the ids after the prompt's own.
 """
@@ -16,6 +17,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
+from align.lexicon import induce, read_dictionary, stopwords_for
+from core.decoding import generate
 from core.ledger import Cost
 from core.pieces import TextPieces, take_text_pieces, text_piece_ends
 from core.prompts import translation_completion
@@ -94,7 +97,8 @@ def _fallback_note(fallbacks: int, n: int, what: str = "items") -> str:
     return f"; {fallbacks}/{n} {what} tokenized apart from their prompt" if fallbacks else ""
 
 
-def oracle(tok, references: list[str], k: int, prompts: list[str] | None = None, units=TextPieces, **_) -> Priors:
+def oracle(tok, references: list[str], k: int, prompts: list[str] | None = None, units=TextPieces,
+           **_) -> Priors:
     ids, fallbacks = text_priors(tok, references, k, prompts, units)
     return _priors(tok, ids, note="oracle: first reference tokens - an upper bound, not a deployable result"
                    + _fallback_note(fallbacks, len(references)))
@@ -118,9 +122,7 @@ def frequent(tok, references: list[str], k: int, train_targets: list[str],
 
 def _frequent_tags(tok, k: int, train_targets: list[str], *, prompts: list[str] | None,
                    words: list[list[str]], units) -> Priors:
-    from eval.pos import gold_of
-
-    counts = Counter(tuple(gold_of(t)[1][:k]) for t in train_targets)
+    counts = Counter(tuple(units.units_of(t)[:k]) for t in train_targets)
     top, n = counts.most_common(1)[0] if counts else ((), 0)
     texts = [" ".join(f"{w}/{t}" for w, t in zip(item_words, top)) for item_words in words]
     ids, fallbacks = text_priors(tok, texts, k, prompts, units)
@@ -134,10 +136,9 @@ def dictionary(tok, references: list[str], k: int, *, sources: list[str], src_la
                prompts: list[str] | None = None, **_) -> Priors:
     """The translation of each source sentence's first content word(s), from a dictionary file or else from a
     lexicon induced from the budget's pairs: no model runs."""
-    from align.lexicon import induce, read_dictionary, stopwords_for
-
     stop = stopwords_for(src_lang)
-    lexicon = read_dictionary(dictionary_path, stop) if dictionary_path else induce(train_pairs, stopwords=stop)
+    lexicon = (read_dictionary(dictionary_path, stop) if dictionary_path
+               else induce(train_pairs, stopwords=stop))
     words = [lexicon.first_content_translation(s, n_words) for s in sources]
     ids, fallbacks = text_priors(tok, words, k, prompts)
     origin = dictionary_path or f"induced from {len(train_pairs)} pairs"
@@ -153,8 +154,6 @@ def from_model(tok, references: list[str], k: int, prompts: list[str], model_loa
 
     A model with another tokenizer generates as many of its own tokens as k base pieces of text usually take,
     and its text is tokenized as the base model would read it after the prompt."""
-    from eval.generate import generate
-
     if k == 0:
         return _priors(tok, [[] for _ in references])
     model, model_tok = model_loader()
@@ -192,18 +191,17 @@ def _task_tokens(k: int, tok, model_tok, texts: list[str], units=TextPieces) -> 
     if units is TextPieces:
         base = sum(len(text_piece_ends(tok, tok(t, add_special_tokens=False).input_ids)) for t in sample)
     else:
-        from eval.pos import parse_pairs
-
-        base = sum(len(parse_pairs(t)) for t in sample)
+        base = sum(len(units.units_of(t)) for t in sample)
     task = sum(len(model_tok(t, add_special_tokens=False).input_ids) for t in sample)
     return math.ceil((k + 3) * (task / base if base else 1.0))
 
 
 def complete_text(text: str, cut_off: bool) -> str:
-    """The part of another model's generation that the base tokenizer can take as written: the answer ends at a
-    newline, bytes of an unfinished character (decoded as U+FFFD) are dropped, and a generation cut off at the
-    token limit loses its last word if more than one is left: it may be partial ("spr" of "sprach") and
-    would tokenize into pieces the base model would not write. Text without spaces (CJK) has no word to drop."""
+    """The part of another model's generation that the base tokenizer can take as written: the answer ends at
+    a newline, bytes of an unfinished character (decoded as U+FFFD) are dropped, and a generation cut off at
+    the token limit loses its last word if more than one is left: it may be partial ("spr" of "sprach") and
+    would tokenize into pieces the base model would not write. Text without spaces (CJK) has no word to
+    drop."""
     answer, newline, _ = text.partition("\n")
     answer = answer.rstrip("\ufffd")
     if newline or not cut_off or answer[-1:].isspace() or len(answer.split()) < 2:
@@ -211,5 +209,35 @@ def complete_text(text: str, cut_off: bool) -> str:
     return answer.rstrip().rsplit(None, 1)[0]
 
 
-SOURCES = {"oracle": oracle, "frequent": frequent, "dictionary": dictionary,
-           "sft": from_model, "lora": from_model, "task_model": from_model}
+@dataclass(frozen=True)
+class PriorSource:
+    """A registered prior source. `build(tok, references, k, **inputs)` returns the items' Priors; `needs`:
+    None (the budget's rows are enough), "arm" (a training arm of the run, of method `arm_method`, named by
+    from_arm) or "model" (an outside model, task_model); `deployable`: False for an upper bound, which the
+    report keeps off Pareto fronts and break-even; `tasks`: the tasks it gives priors for (None: every
+    generating task)."""
+    name: str
+    build: Callable[..., Priors]
+    needs: str | None = None
+    arm_method: str | None = None
+    deployable: bool = True
+    tasks: tuple[str, ...] | None = None
+
+
+PRIORS: dict[str, PriorSource] = {}
+
+
+def register_prior(source: PriorSource) -> PriorSource:
+    """`prior: <source.name>` becomes valid in every config validated after this call."""
+    if source.name in PRIORS and PRIORS[source.name] != source:
+        raise ValueError(f"prior source {source.name!r} is registered twice")
+    PRIORS[source.name] = source
+    return source
+
+
+for _source in (PriorSource("oracle", oracle, deployable=False), PriorSource("frequent", frequent),
+                PriorSource("dictionary", dictionary, tasks=("mt",)),
+                PriorSource("sft", from_model, needs="arm", arm_method="sft"),
+                PriorSource("lora", from_model, needs="arm", arm_method="lora"),
+                PriorSource("task_model", from_model, needs="model")):
+    register_prior(_source)

@@ -1,15 +1,18 @@
-"""The GPU fast path, measured: our sft (padded and padding-free), lora and cpt arms under the real `deepspeed`
-launcher, and batched decoding, on a ~1B Llama-architecture model built from a config (random weights: a GPU
-box here downloads nothing) in bf16; each arm against a plain TRL `SFTTrainer` on the same model, data and
-batch size. Prints tokens/s, MFU and peak memory per arm.
+"""The GPU fast path, measured: our sft (padded and padding-free), lora and cpt arms under the real
+`deepspeed` launcher, and batched decoding, on a ~1B Llama-architecture model built from a config (random
+weights: a GPU box here downloads nothing) in bf16; each arm against a plain TRL `SFTTrainer` on the same
+model, data and batch size. Prints tokens/s, MFU and peak memory per arm.
 
-    python bench/gpu_carry.py                         # here: wheels the GPU box lacks, data and tokenizer -> .gpu/
-    python bench/gpu.py --data .gpu --out /tmp/gpu    # there (with .gpu carried), in about five minutes
-    python bench/gpu.py --tiny --out /tmp/gpu-tiny    # CPU: the tiny model and a few steps (the test suite's run)
+    # here: wheels the GPU box lacks, data and tokenizer -> .gpu/
+    python bench/gpu_carry.py
+    # there (with .gpu carried), in about five minutes
+    python bench/gpu.py --data .gpu --out /tmp/gpu
+    # CPU: the tiny model and a few steps (the test suite's run)
+    python bench/gpu.py --tiny --out /tmp/gpu-tiny
 
 Each arm's row is written to OUT/rows/<arm>.json as soon as it finishes, so a run cut short keeps what it
-measured; OUT/table.md holds the table at the end. Tokens are non-padding tokens (of the carried tokenizer: the
-tiny model's 2k-entry BPE, so not comparable with Llama-3's own counts); ours come from the arm's ledger
+measured; OUT/table.md holds the table at the end. Tokens are non-padding tokens (of the carried tokenizer:
+the tiny model's 2k-entry BPE, so not comparable with Llama-3's own counts); ours come from the arm's ledger
 (`checkpoints/<arm>/train.json`), the baseline's from the Trainer's counter. Two clocks: `trainer.train()`
 whole, and its steps alone (from the first step: without DeepSpeed's engine setup, a one-time cost that
 dominates short runs). Both sides train the same way: mixed precision (bf16 compute, fp32 master weights and
@@ -42,8 +45,8 @@ SIZES = {  # examples, test prompts, batch size, decode tokens, cpt sequence len
 TRAINING = {"sft": "{method: sft, epochs: 1, learning_rate: 5.0e-5, batch_size: %(batch)d, max_length: 512}",
             "sft-padding-free": "{method: sft, name: sft-padding-free, epochs: 1, learning_rate: 5.0e-5, "
                                 "batch_size: %(batch)d, max_length: 512, padding_free: true}",
-            "lora": "{method: lora, epochs: 1, learning_rate: 3.0e-4, batch_size: %(batch)d, max_length: 512, "
-                    "r: 16, alpha: 32}",
+            "lora": "{method: lora, epochs: 1, learning_rate: 3.0e-4, batch_size: %(batch)d, "
+                    "max_length: 512, r: 16, alpha: 32}",
             "cpt": "{method: cpt, langs: [de], batch_size: %(cpt_batch)d, max_length: %(cpt_length)d, "
                    "learning_rate: 5.0e-5, text: [{source: text, path: %(data)s/de.txt, lang: de}]}"}
 
@@ -63,7 +66,8 @@ def export_data(out: Path, n_train: int, n_test: int, n_mono: int) -> Path:
     atomic_write_jsonl(out / "train.jsonl", [{"src": p.src, "tgt": p.tgt} for p in train[:n_train]])
     atomic_write_jsonl(out / "test.jsonl", [{"src": p.src, "tgt": p.tgt} for p in test])
     mono = [p.tgt for p in train[n_train:n_train + n_mono]]
-    atomic_write_text(out / "de.txt", "\n\n".join(" ".join(mono[i:i + 20]) for i in range(0, len(mono), 20)) + "\n")
+    atomic_write_text(out / "de.txt",
+                      "\n\n".join(" ".join(mono[i:i + 20]) for i in range(0, len(mono), 20)) + "\n")
     load_tokenizer(resolve("tiny-llama")).save_pretrained(out / "tokenizer")
     return out
 
@@ -131,8 +135,8 @@ def plain_trl(run_dir: Path, arm_name: str, out: Path) -> None:
     padding_free = bool(getattr(arm, "padding_free", False))
     grouped = arm.method in ("sft", "lora") and not padding_free   # as ours (train/sft.py)
     args = SFTConfig(output_dir=str(out / f"plain-{arm_name}"), per_device_train_batch_size=arm.batch_size,
-                     num_train_epochs=1, learning_rate=arm.learning_rate, logging_steps=10, save_strategy="no",
-                     report_to=[], seed=0, use_cpu=not torch.cuda.is_available(),
+                     num_train_epochs=1, learning_rate=arm.learning_rate, logging_steps=10,
+                     save_strategy="no", report_to=[], seed=0, use_cpu=not torch.cuda.is_available(),
                      bf16=torch_dtype(cfg.model.dtype) == torch.bfloat16, padding_free=padding_free,
                      max_length=None if padding_free else arm.max_length,
                      gradient_checkpointing=bool(arm.activation_checkpointing),
@@ -141,7 +145,8 @@ def plain_trl(run_dir: Path, arm_name: str, out: Path) -> None:
     peft = lora_config(arm) if arm.method == "lora" else None
     # fp32 weights, bf16 autocast: mixed precision with fp32 master weights, as ours under ZeRO-2
     trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32),
-                         args=args, train_dataset=data, processing_class=load_tokenizer(path), peft_config=peft)
+                         args=args, train_dataset=data, processing_class=load_tokenizer(path),
+                         peft_config=peft)
     first_step = {}
 
     class Clock(TrainerCallback):
@@ -165,7 +170,7 @@ def decode(run_dir: Path, size: dict) -> dict:
     from core.config import load_config
     from core.io import read_jsonl
     from core.models import load_model, load_tokenizer, resolve
-    from eval.generate import generate
+    from core.decoding import generate
 
     cfg = load_config(run_dir / "config.yaml")
     path = resolve(cfg.model.name)
@@ -200,21 +205,24 @@ def measure_arm(cfg, run_dir: Path, arm_name: str, out: Path) -> dict:
     launched_s = time.time() - start
     cost = json.loads((run_dir / "checkpoints" / arm_name / "train.json").read_text())["cost"]
     steps_s = cost["train_wall_s"] - cost["train_setup_s"]
-    row = {"arm": arm_name, "tokens": cost["train_tokens"], "wall_s": cost["train_wall_s"], "steps_s": steps_s,
-           "tokens_per_s": cost["train_tokens"] / cost["train_wall_s"], "mfu": cost["train_mfu"],
-           "steps_tokens_per_s": cost["train_tokens"] / steps_s,
+    row = {"arm": arm_name, "tokens": cost["train_tokens"], "wall_s": cost["train_wall_s"],
+           "steps_s": steps_s, "tokens_per_s": cost["train_tokens"] / cost["train_wall_s"],
+           "mfu": cost["train_mfu"], "steps_tokens_per_s": cost["train_tokens"] / steps_s,
            "peak_mem_mb": cost["train_peak_mem_mb"], "process_s": launched_s}
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    env = dict(os.environ,
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     subprocess.run([sys.executable, __file__, "--out", str(out), "--plain", str(run_dir), arm_name, str(out)],
                    check=True, env=env)
     plain = json.loads((out / f"plain-{arm_name}.json").read_text())
     plain_tps = plain["tokens"] / plain["wall_s"]
     plain_steps_tps = plain["tokens"] / (plain["wall_s"] - plain["setup_s"])
     row |= {"plain_tokens": plain["tokens"], "plain_tokens_per_s": plain_tps,
-            "plain_steps_tokens_per_s": plain_steps_tps, "steps_ratio": row["steps_tokens_per_s"] / plain_steps_tps,
+            "plain_steps_tokens_per_s": plain_steps_tps,
+            "steps_ratio": row["steps_tokens_per_s"] / plain_steps_tps,
             "plain_peak_mem_mb": plain["peak_mem_mb"],
             "plain_mfu": (cost["train_flops"] / cost["train_tokens"] * plain["tokens"]
-                          / (plain["wall_s"] * cost["mfu_peak_tflops"] * 1e12)) if cost["mfu_peak_tflops"] else None,
+                          / (plain["wall_s"] * cost["mfu_peak_tflops"] * 1e12))
+                         if cost["mfu_peak_tflops"] else None,
             "ratio": row["tokens_per_s"] / plain_tps}
     return row
 
@@ -228,16 +236,17 @@ def _steps_s(r: dict) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| arm | tokens | train s (steps) | tokens/s (steps) | MFU | peak GiB | plain TRL tokens/s (steps) | "
-             "plain MFU | plain GiB | ours/plain (steps) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| arm | tokens | train s (steps) | tokens/s (steps) | MFU | peak GiB | "
+             "plain TRL tokens/s (steps) | plain MFU | plain GiB | ours/plain (steps) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         if "error" in r:
             lines.append(f"| {r['arm']} | failed: {r['error']} |" + " |" * 8)
             continue
         gib = lambda mb: None if mb is None else mb / 1024  # noqa: E731
         steps = lambda key: f" ({_fmt(r.get(key), ',.0f')})" if key in r else ""  # noqa: E731
-        lines.append(f"| {r['arm']} | {r['tokens']:,} | {r['wall_s']:.1f}{_steps_s(r)} | {r['tokens_per_s']:,.0f}"
-                     f"{steps('steps_tokens_per_s')} | {_fmt(r.get('mfu'), '.1%')} | "
+        lines.append(f"| {r['arm']} | {r['tokens']:,} | {r['wall_s']:.1f}{_steps_s(r)} | "
+                     f"{r['tokens_per_s']:,.0f}{steps('steps_tokens_per_s')} | {_fmt(r.get('mfu'), '.1%')} | "
                      f"{_fmt(gib(r.get('peak_mem_mb')), '.1f')} | {_fmt(r.get('plain_tokens_per_s'), ',.0f')}"
                      f"{steps('plain_steps_tokens_per_s')} | {_fmt(r.get('plain_mfu'), '.1%')} | "
                      f"{_fmt(gib(r.get('plain_peak_mem_mb')), '.1f')} | {_fmt(r.get('ratio'), '.2f')}"
@@ -247,11 +256,14 @@ def table(rows: list[dict]) -> str:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, required=True, help="output folder (rows/, table.md, the run directory)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="output folder (rows/, table.md, the run directory)")
     p.add_argument("--data", type=Path, help="folder written by bench/gpu_carry.py (default: exported here)")
     p.add_argument("--tiny", action="store_true", help="CPU check: the tiny model, float32, a few steps")
-    p.add_argument("--arms", default="sft-padding-free,sft,lora,cpt", help="comma-separated, of " + ", ".join(TRAINING))
-    p.add_argument("--plain", nargs=3, metavar=("RUN_DIR", "ARM", "OUT"), help=argparse.SUPPRESS)  # the baseline
+    p.add_argument("--arms", default="sft-padding-free,sft,lora,cpt",
+                   help="comma-separated, of " + ", ".join(TRAINING))
+    # the baseline
+    p.add_argument("--plain", nargs=3, metavar=("RUN_DIR", "ARM", "OUT"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.plain:
         return plain_trl(Path(args.plain[0]), args.plain[1], Path(args.plain[2]))
@@ -267,7 +279,8 @@ def main(argv=None) -> None:
     if unknown := set(arms) - set(TRAINING):
         p.error(f"--arms: unknown {sorted(unknown)}; known: {', '.join(TRAINING)}")
     args.out.mkdir(parents=True, exist_ok=True)
-    data = (args.data or export_data(args.out / "data", size["budget"], size["test"], 4 * size["budget"])).resolve()
+    data = (args.data
+            or export_data(args.out / "data", size["budget"], size["test"], 4 * size["budget"])).resolve()
     if args.tiny:
         from core.models import resolve
 
@@ -300,11 +313,13 @@ def main(argv=None) -> None:
     row = decoded
     rows.append(row)
     text = (f"{device}; Llama {'tiny' if args.tiny else '1B'} ({dtype}), {size['budget']} en-de examples, "
-            f"batch {size['batch']} (cpt {size['cpt_batch']} × {size['cpt_length']}); torch {torch.__version__}\n\n"
+            f"batch {size['batch']} (cpt {size['cpt_batch']} × {size['cpt_length']}); "
+            f"torch {torch.__version__}\n\n"
             + table(rows) + "\n")
     if "error" not in row:
-        text += (f"\ndecoding: {row['tokens']:,} tokens in {row['wall_s']:.1f} s = {row['tokens_per_s']:,.0f} "
-                 f"tokens/s (batch {row['batch_size']}, {row['attention']} attention)\n")
+        text += (f"\ndecoding: {row['tokens']:,} tokens in {row['wall_s']:.1f} s = "
+                 f"{row['tokens_per_s']:,.0f} tokens/s (batch {row['batch_size']}, "
+                 f"{row['attention']} attention)\n")
     atomic_write_text(args.out / "table.md", text)
     print("\n" + text)
     if shutil.which("nvidia-smi"):

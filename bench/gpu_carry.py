@@ -8,7 +8,8 @@
     python bench/gpu_carry.py [--dest .gpu]
 
 There, before the benchmark:
-    python3 -m pip install -q --no-index --no-deps --target /tmp/site .gpu/whl/*.whl && export PYTHONPATH=/tmp/site
+    python3 -m pip install -q --no-index --no-deps --target /tmp/site .gpu/whl/*.whl &&
+    export PYTHONPATH=/tmp/site
 """
 from __future__ import annotations
 
@@ -23,9 +24,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 # The GPU image (KINDS.md of the device tool) has torch 2.11, transformers 5.17, accelerate, numpy, pandas,
-# pyarrow, xxhash, fsspec, huggingface_hub, tokenizers, safetensors, sacrebleu, matplotlib, yaml, ninja, psutil,
-# py-cpuinfo, msgpack, einops. Versions are ours, read from this environment.
-BINARY = ["pydantic_core"]   # compiled; all fetched for the GPU box's Python and platform (multiprocess: per Python)
+# pyarrow, xxhash, fsspec, huggingface_hub, tokenizers, safetensors, sacrebleu, matplotlib, yaml, ninja,
+# psutil, py-cpuinfo, msgpack, einops. Versions are ours, read from this environment.
+# compiled; all fetched for the GPU box's Python and platform (multiprocess: per Python)
+BINARY = ["pydantic_core"]
 PURE = ["pydantic", "annotated_types", "typing_inspection", "typing_extensions", "trl", "datasets", "dill",
         "multiprocess", "fsspec", "hjson", "conllu", "transformers", "peft"]
 SOURCE = ["deepspeed"]       # published as a source distribution only

@@ -23,7 +23,7 @@ from core.errors import DataMissing  # noqa: E402
 from core.ledger import Cost  # noqa: E402
 from core.models import load_model, load_tokenizer, resolve  # noqa: E402
 from core.prompts import translation_prompt  # noqa: E402
-from eval.generate import generate  # noqa: E402
+from core.decoding import generate  # noqa: E402
 
 
 def main(argv=None) -> None:
@@ -41,7 +41,8 @@ def main(argv=None) -> None:
     path = resolve(args.model)
     tok, model = load_tokenizer(path), load_model(path, "float32")
     try:
-        test = load_pairs(PudSource(source="pud"), "en", "de", "test", Path(args.data_dir) if args.data_dir else None)
+        test = load_pairs(PudSource(source="pud"), "en", "de", "test",
+                          Path(args.data_dir) if args.data_dir else None)
     except DataMissing:
         test = load_pairs(BibleSource(source="bible"), "en", "de", "test", None)
     train = select(load_pairs(BibleSource(source="bible"), "en", "de", "train", None), 256, 0, "train")
@@ -51,7 +52,7 @@ def main(argv=None) -> None:
     kwargs = {"prompts": prompts, "sources": [x.src for x in items], "src_lang": "en",
               "train_targets": [x.tgt for x in train], "train_pairs": [(x.src, x.tgt) for x in train],
               "batch_size": args.batch_size}
-    sources = {name: (lambda name=name: priors.SOURCES[name](tok, refs, args.k, **kwargs))
+    sources = {name: (lambda name=name: priors.PRIORS[name].build(tok, refs, args.k, **kwargs))
                for name in ("oracle", "frequent", "dictionary")}
     if args.task_model:
         task_path = resolve(args.task_model)
@@ -81,7 +82,8 @@ def main(argv=None) -> None:
         for name, make in sources.items():
             runs.setdefault(name, []).append(run(make))
     base = statistics.median(r[0] for r in runs["base"])
-    print(f"model {args.model}, {len(items)} items, k={args.k}, batch {args.batch_size}, median of {args.repeats}")
+    print(f"model {args.model}, {len(items)} items, k={args.k}, batch {args.batch_size}, "
+          f"median of {args.repeats}")
     print("x base = total wall time against plain base decoding of the same items (the issue's target);\n"
           "prior s = computing the prior alone. A prior also changes what is generated (new tokens), and a\n"
           "batch decodes until its longest output ends: that moves the decoding time in either direction.")

@@ -3,9 +3,9 @@
     ./launch.sh bench sft_vs_trl [--model gemma-3-270m] [--examples 64] [--batch-size 8]
 
 Ours: the `sft` arm of a prepared run, started by the real `deepspeed` launcher (ZeRO-2, as the experiments),
-its tokens/s from the ledger. Baseline: `SFTTrainer` with TRL's defaults for prompt/completion data, no DeepSpeed,
-in a process of its own. Both count non-padding tokens over the time of `trainer.train()` (model loading and
-process start are not timed). Target (issue 4): ours / plain >= 0.95.
+its tokens/s from the ledger. Baseline: `SFTTrainer` with TRL's defaults for prompt/completion data, no
+DeepSpeed, in a process of its own. Both count non-padding tokens over the time of `trainer.train()` (model
+loading and process start are not timed). Target (issue 4): ours / plain >= 0.95.
 """
 from __future__ import annotations
 
@@ -30,9 +30,10 @@ def plain_trl(run_dir: Path, model_path: str, batch_size: int, out: Path) -> Non
 
     rows = [json.loads(line) for line in open(run_dir / "data" / "train.jsonl", encoding="utf-8")]
     data = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
-    args = SFTConfig(output_dir=str(out / "plain"), per_device_train_batch_size=batch_size, num_train_epochs=1,
-                     learning_rate=5e-5, logging_steps=5, save_strategy="no", report_to=[], seed=0,
-                     use_cpu=True, include_num_input_tokens_seen="non_padding", max_length=256)
+    args = SFTConfig(output_dir=str(out / "plain"), per_device_train_batch_size=batch_size,
+                     num_train_epochs=1, learning_rate=5e-5, logging_steps=5, save_strategy="no",
+                     report_to=[], seed=0, use_cpu=True, include_num_input_tokens_seen="non_padding",
+                     max_length=256)
     trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(model_path, dtype="float32"), args=args,
                          train_dataset=data, processing_class=AutoTokenizer.from_pretrained(model_path))
     start = time.time()
@@ -45,9 +46,11 @@ def plain_trl(run_dir: Path, model_path: str, batch_size: int, out: Path) -> Non
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="gemma-3-270m")
-    p.add_argument("--examples", type=int, default=64, help="labelled en-de examples (steps = examples / batch)")
+    p.add_argument("--examples", type=int, default=64,
+                   help="labelled en-de examples (steps = examples / batch)")
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--plain", nargs=2, metavar=("RUN_DIR", "OUT"), help=argparse.SUPPRESS)  # the baseline's process
+    # the baseline's process
+    p.add_argument("--plain", nargs=2, metavar=("RUN_DIR", "OUT"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
     from core.models import resolve
@@ -62,8 +65,8 @@ def main(argv=None) -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-sft-") as tmp:
         cfg = load_config(REPO / "configs" / "experiments" / "demo.yaml", [
-            f"model.name={args.model}", f"data.budget={args.examples}", "data.test_size=1", f"output_dir={tmp}",
-            "name=bench", "wandb.mode=disabled", "tasks.mt.test=[{source: bible}]",
+            f"model.name={args.model}", f"data.budget={args.examples}", "data.test_size=1",
+            f"output_dir={tmp}", "name=bench", "wandb.mode=disabled", "tasks.mt.test=[{source: bible}]",
             f"arms=[{{method: sft, epochs: 1, learning_rate: 5.0e-5, batch_size: {args.batch_size}}}]"])
         run_dir = prepare(cfg, REPO / "configs" / "experiments" / "demo.yaml")
         train_arms(cfg, run_dir)
@@ -74,9 +77,10 @@ def main(argv=None) -> None:
         plain = json.loads((Path(tmp) / "plain.json").read_text())
 
     ours_tps, plain_tps = ours["train_tokens"] / ours["train_wall_s"], plain["tokens"] / plain["wall_s"]
-    print(f"\nmodel {args.model}, {args.examples} examples, batch {args.batch_size}, CPU threads {os.cpu_count()}")
-    print(f"ours (deepspeed launcher, ZeRO-2): {ours['train_tokens']:>8,} tokens in {ours['train_wall_s']:7.1f} s = "
-          f"{ours_tps:8.1f} tokens/s")
+    print(f"\nmodel {args.model}, {args.examples} examples, batch {args.batch_size}, "
+          f"CPU threads {os.cpu_count()}")
+    print(f"ours (deepspeed launcher, ZeRO-2): {ours['train_tokens']:>8,} tokens in "
+          f"{ours['train_wall_s']:7.1f} s = {ours_tps:8.1f} tokens/s")
     print(f"plain TRL SFTTrainer:              {plain['tokens']:>8,} tokens in {plain['wall_s']:7.1f} s = "
           f"{plain_tps:8.1f} tokens/s")
     print(f"ratio ours / plain: {ours_tps / plain_tps:.3f} (target >= 0.95)")

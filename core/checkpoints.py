@@ -1,6 +1,6 @@
 """Weights are trusted only as far as a hash says: a checkpoint is verified against the hash its train.json
-recorded before it is reused, evaluated or trained from, and any other model directory is checked for the files
-loading will need. Damage is an error naming the file and the remedy (exit 2), never a silent retrain.
+recorded before it is reused, evaluated or trained from, and any other model directory is checked for the
+files loading will need. Damage is an error naming the file and the remedy (exit 2), never a silent retrain.
 """
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from pathlib import Path
 
 from core.errors import UserError
 from core.io import hash_weights, sha256_file
+from core.provenance import is_current
+from core.records import TrainRecord
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tiktoken.model")
 _file_hashes: dict[tuple, str] = {}
@@ -41,15 +43,18 @@ def _digest(record: dict) -> str:
     return hashlib.sha256(json.dumps(record, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
-def seal(record: dict) -> dict:
+def seal(record: TrainRecord | dict) -> dict:
     """train.json's content with every file of its model directory hashed, and a hash of the record itself:
-    a record edited by hand or damaged is refused rather than read as "trained on other data" (which retrains)."""
+    a record edited by hand or damaged is refused rather than read as "trained on other data" (which
+    retrains)."""
+    if isinstance(record, TrainRecord):
+        record = record.model_dump(mode="json")
     record = json.loads(json.dumps(record | {"files_sha256": directory_hashes(Path(record["model_dir"]))},
                                    default=str))
     return record | {"record_sha256": _digest(record)}
 
 
-def read_record(path: Path) -> dict:
+def read_record(path: Path) -> TrainRecord:
     """A checkpoint's train.json; one that does not parse, or does not match its own hash or its directory's
     arm, is damage, not absence. Its weights are the `model/` beside it, wherever the run directory has been
     moved or copied to since training."""
@@ -64,33 +69,37 @@ def read_record(path: Path) -> dict:
     if sealed is not None and sealed != _digest(record):
         raise UserError(f"{path}: does not match its own sha256 (edited or damaged); {remedy}")
     if record.get("arm") not in (None, path.parent.name):
-        raise UserError(f"{path}: the checkpoint of arm {record['arm']!r} under checkpoints/{path.parent.name}/ "
-                        f"(moved or swapped?); put it back or {remedy}")
-    return record | {"model_dir": str(path.parent / "model")}
+        raise UserError(f"{path}: the checkpoint of arm {record['arm']!r} under "
+                        f"checkpoints/{path.parent.name}/ (moved or swapped?); put it back or {remedy}")
+    record |= {"model_dir": str(path.parent / "model")}
+    if not is_current(record):   # only ever refused or trained again: read as written, fields unchecked
+        return TrainRecord.model_construct(**record)
+    return TrainRecord.read(record, f"{path}")
 
 
-def verify(record: dict, record_path: Path) -> None:
+def verify(record: TrainRecord, record_path: Path) -> None:
     """The files in the record's model_dir hash to what the record says they were when training saved them
     (records written before files_sha256 existed: the weights alone)."""
-    model_dir = Path(record["model_dir"])
+    model_dir = Path(record.model_dir)
     remedy = f"remove {record_path.parent} to train it again"
     if not model_dir.is_dir():
         raise UserError(f"{model_dir}: checkpoint directory missing (recorded in {record_path}); {remedy}")
     check_weight_files(model_dir, remedy)
-    recorded = record.get("files_sha256")
+    recorded = record.files_sha256
     if recorded is not None:
         found = directory_hashes(model_dir)
         for name in sorted(set(recorded) | set(found)):
             if recorded.get(name) != found.get(name):
-                why = "missing" if name not in found else "not there at training time" if name not in recorded \
-                    else "differs from the sha256 recorded at training time (damaged or changed since)"
+                why = ("missing" if name not in found
+                       else "not there at training time" if name not in recorded
+                       else "differs from the sha256 recorded at training time (damaged or changed since)")
                 raise UserError(f"{model_dir / name}: {why} ({record_path}); {remedy}")
-    if weights_hash(model_dir) != record.get("weights_sha256"):
-        raise UserError(f"{model_dir}: weights differ from the sha256 recorded in {record_path} at training time "
-                        f"(damaged or changed since); {remedy}")
+    if weights_hash(model_dir) != record.weights_sha256:
+        raise UserError(f"{model_dir}: weights differ from the sha256 recorded in {record_path} at training "
+                        f"time (damaged or changed since); {remedy}")
 
 
-def verified_record(path: Path) -> dict:
+def verified_record(path: Path) -> TrainRecord:
     """read_record, its checkpoint verified: what every stage that uses a checkpoint reads."""
     record = read_record(path)
     verify(record, path)
@@ -141,23 +150,27 @@ def check_model_dir(path: Path, what: str) -> None:
     check_weight_files(path, remedy)
     record = path.parent / "train.json"
     if record.is_file():
-        verify(read_record(record) | {"model_dir": str(path)}, record)   # not necessarily a `model/`
+        # not necessarily model/
+        verify(read_record(record).model_copy(update={"model_dir": str(path)}), record)
 
 
 # ---------------------------------------------------------------- resumable trainer checkpoints
 
 def file_hashes(checkpoint: Path, rank: int, world: int) -> dict[str, str]:
-    """This rank's share of a trainer checkpoint's files (weights, optimizer states, scheduler, RNG) with their
-    sha256, taken once every rank has saved; the ranks' markers together list every file, for resuming to verify.
-    Shared out so that hashing a large model's optimizer states costs each rank 1/world of the time."""
-    files = [p for p in sorted(checkpoint.rglob("*")) if p.is_file() and not p.name.startswith(("yarn-", "."))]
+    """This rank's share of a trainer checkpoint's files (weights, optimizer states, scheduler, RNG) with
+    their sha256, taken once every rank has saved; the ranks' markers together list every file, for resuming
+    to verify. Shared out so that hashing a large model's optimizer states costs each rank 1/world of the
+    time."""
+    files = [p for p in sorted(checkpoint.rglob("*"))
+             if p.is_file() and not p.name.startswith(("yarn-", "."))]
     return {str(p.relative_to(checkpoint)): sha256_file(p) for p in files[rank::world]}
 
 
 def verify_resumable(trainer_dir: Path, marker_glob: str = "yarn-rank*.json") -> None:
     """Every trainer checkpoint a killed run could resume from holds the files its markers list, unchanged."""
     for checkpoint in sorted(trainer_dir.glob("checkpoint-*")):
-        remedy = f"remove {checkpoint} to resume from the checkpoint before it (or {trainer_dir} to start over)"
+        remedy = (f"remove {checkpoint} to resume from the checkpoint before it "
+                  f"(or {trainer_dir} to start over)")
         markers = sorted(checkpoint.glob(marker_glob))
         if not markers:
             continue   # never marked complete: resuming skips it
@@ -176,4 +189,5 @@ def verify_resumable(trainer_dir: Path, marker_glob: str = "yarn-rank*.json") ->
         for name in sorted(present | set(listed)):
             path = checkpoint / name
             if name not in listed or name not in present or sha256_file(path) != listed[name]:
-                raise UserError(f"{path}: differs from what was recorded when it was saved (damaged); {remedy}")
+                raise UserError(f"{path}: differs from what was recorded when it was saved (damaged); "
+                                f"{remedy}")

@@ -1,6 +1,8 @@
-"""Named fault points, for tests that must see a crash at one exact moment: never a timed kill, never a full disk.
+"""Named fault points, for tests that must see a crash at one exact moment: never a timed kill, never a full
+disk.
 
-    YARN_FAULT="kill:written=results/sft."     die (SIGKILL) right after a file whose path contains that is written
+    YARN_FAULT="kill:written=results/sft."     die (SIGKILL) right after a file whose path contains that is
+                                               written
     YARN_FAULT="enospc:write=checkpoints/"     "no space left on device" halfway through writing such a file
     YARN_FAULT="kill:checkpoint-saved"         die once a trainer checkpoint is saved and marked complete
 

@@ -33,7 +33,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 
 def share_with_team(directory: Path) -> None:
-    """Files written by libraries through their own temp files (safetensors: 0600) get a plain open's permissions."""
+    """Files written by libraries through their own temp files (safetensors: 0600) get a plain open's
+    permissions."""
     mode = 0o666 & ~_umask()
     for p in Path(directory).rglob("*"):
         if p.is_file():
@@ -107,7 +108,8 @@ def git_revision(repo: str | Path | None = None) -> str:
     """HEAD commit, with '+dirty' when the work tree has uncommitted changes; 'unknown' outside git."""
     cwd = repo or Path(__file__).resolve().parents[1]
     try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
+                             check=True).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
                                capture_output=True, text=True).stdout.strip()
         return rev + ("+dirty" if dirty else "")

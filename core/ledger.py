@@ -11,17 +11,20 @@ import torch
 
 @dataclass
 class Cost:
-    train_examples: int = 0       # labelled examples the arm consumed (the budget), training-free arms included
+    # labelled examples the arm consumed (the budget), training-free arms included
+    train_examples: int = 0
     train_tokens: int = 0         # non-padding tokens in the batches actually seen, all ranks
     train_flops: float = 0.0      # training_flops() of train_tokens and the two counters below
     train_wall_s: float = 0.0
     train_device_s: float = 0.0   # wall seconds x ranks
-    train_setup_s: float = 0.0    # of train_wall_s: before the first step (DeepSpeed's engine, a resume's loading)
+    # of train_wall_s: before the first step (DeepSpeed's engine, a resume's loading)
+    train_setup_s: float = 0.0
     train_peak_mem_mb: float = 0.0
     eval_wall_s: float = 0.0
     extra_model_calls_per_item: float = 0.0   # prefills of another model (e.g. the SFT model giving a prior)
     extra_decode_steps_per_item: float = 0.0  # decode steps of another model
-    train_mfu: Optional[float] = None         # model FLOPs / (device-seconds x peak); None when the peak is unknown
+    # model FLOPs / (device-seconds x peak); None when the peak is unknown
+    train_mfu: Optional[float] = None
     train_stages: int = 0                     # training runs behind the weights (2: e.g. cpt then sft)
     lm_head_positions: int = 0    # non-padding positions the LM head projected in training, all ranks
     sum_seq_sq: int = 0           # Σ over trained sequences of (non-padding length)², all ranks
@@ -34,8 +37,8 @@ class Cost:
         return asdict(self)
 
     def then(self, later: "Cost") -> "Cost":
-        """The cost of weights trained by `later` starting from weights that cost `self`: additive units add up,
-        peak memory is the larger, MFU is recomputed over both stages."""
+        """The cost of weights trained by `later` starting from weights that cost `self`: additive units add
+        up, peak memory is the larger, MFU is recomputed over both stages."""
         added = {k: getattr(self, k) + getattr(later, k) for k in
                  ("train_examples", "train_tokens", "train_flops", "train_wall_s", "train_device_s",
                   "train_setup_s", "train_stages", "lm_head_positions", "sum_seq_sq")}

@@ -34,7 +34,8 @@ def acquire(run_dir: Path) -> None:
     except BlockingIOError:
         holder = os.pread(fd, 512, 0).decode("utf-8", "replace").strip() or "another process"
         os.close(fd)
-        raise UserError(f"{run_dir} is in use by {holder}; wait for it to finish or stop it, then run again") from None
+        raise UserError(f"{run_dir} is in use by {holder}; "
+                        "wait for it to finish or stop it, then run again") from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')} "
                   f"({' '.join(sys.argv[:3])})\n".encode(), 0)

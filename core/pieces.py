@@ -1,6 +1,6 @@
 """Counting an answer's pieces that carry text, so that the same k means the same amount of prior in every
-language (fairness rule 8): Gemma writes " 这是一个" as ['▁', '这是一个'] and " 1984" as ['▁', '1', '9', ...], so a
-bare '▁' would be a whole prior of k = 1 in Chinese and nothing of one in German."""
+language (fairness rule 8): Gemma writes " 这是一个" as ['▁', '这是一个'] and " 1984" as ['▁', '1', '9', ...],
+so a bare '▁' would be a whole prior of k = 1 in Chinese and nothing of one in German."""
 from __future__ import annotations
 
 

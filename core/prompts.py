@@ -28,7 +28,8 @@ TAG_FORMATS = ("list", "pairs")
 def tagging_prompt(words: Sequence[str], fmt: str = "pairs") -> str:
     """Part-of-speech tagging, in English for every language so that the task format transfers. Words are
     joined by " | " because a few UD words hold a space (French "25 000") and none holds a "|". The answer
-    follows "Tags:" (format list: one tag per word) or "Tagged:" (format pairs: each word copied with its tag)."""
+    follows "Tags:" (format list: one tag per word) or "Tagged:" (format pairs: each word copied with its
+    tag)."""
     from core.data.ud import UPOS   # here, not at the top: translation-only users need not import conllu
 
     return (f"Tag each word with its Universal Dependencies part-of-speech tag ({' '.join(UPOS)}).\n"
@@ -55,7 +56,8 @@ def answer_completion(option: str) -> str:
 
 # CLiKA's protocol: an English instruction and a one-shot dummy example, then the question and its options in
 # the target language; the model answers with a letter.
-_LETTER_EXAMPLE = ("Question: Which of these is a fruit?\nA. hammer\nB. apple\nC. river\nD. chair\nAnswer: B\n\n")
+_LETTER_EXAMPLE = ("Question: Which of these is a fruit?\nA. hammer\nB. apple\nC. river\nD. chair\n"
+                   "Answer: B\n\n")
 
 
 def letter_prompt(question: str, options: Sequence[str]) -> str:

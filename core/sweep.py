@@ -7,8 +7,8 @@ another, share one W&B group, and skip what is already finished.
     grid:                                    # every combination of these ...
       data.budget: [64, 256, 1024]
     paired:                                  # ... with each position of these lists (same length), zipped
-      arms.1.learning_rate: [5.0e-5, 1.0e-4]
-      arms.1.epochs: [1, 2]
+      arms.sft.learning_rate: [5.0e-5, 1.0e-4]   # an arm by name (or index: arms.1)
+      arms.sft.epochs: [1, 2]
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from core.config import ExperimentConfig, Name, error_at, line_of, load_config, 
 from core.errors import UserError
 from core.io import read_jsonl
 from core.provenance import is_current
+from core.rundir import RunDir
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -106,16 +107,18 @@ def expand(spec: SweepSpec, output_dir: str = "runs") -> list[tuple[ExperimentCo
             raise UserError(f"sweep {spec.name}: point {' '.join(overrides)}: {e}") from None
     names = [c.name for c, _ in configs]
     if len(set(names)) != len(names):
-        raise UserError(f"sweep {spec.name}: two points get the same experiment name; vary fewer keys by name")
+        raise UserError(f"sweep {spec.name}: two points get the same experiment name; "
+                        "vary fewer keys by name")
     return configs
 
 
 def is_finished(cfg: ExperimentConfig) -> bool:
-    """A finished experiment has its report, a config.hash equal to this point's and every result computed under
-    this code's protocol (a point finished by older code is run again: its stale records are recomputed)."""
-    run = Path(cfg.output_dir).resolve() / cfg.name
-    hash_file, results = run / "config.hash", run / "results.jsonl"
-    if not ((run / "report.md").is_file() and hash_file.is_file() and hash_file.read_text().strip() == cfg.hash()
+    """A finished experiment has its report, a config.hash equal to this point's and every result computed
+    under this code's protocol (a point finished by older code is run again: its stale records are
+    recomputed)."""
+    run = RunDir.of(cfg)
+    hash_file, results = run.config_hash, run.results
+    if not (run.report("md").is_file() and hash_file.is_file() and hash_file.read_text().strip() == cfg.hash()
             and results.is_file()):
         return False
     try:

@@ -27,7 +27,8 @@ def wandb_mode(cfg: ExperimentConfig) -> str:
 
 def wandb_env(cfg: ExperimentConfig, run_dir: Path, name: str, job_type: str) -> dict[str, str]:
     """Environment for a W&B run made by a child process (the HF Trainer's W&B callback reads these).
-    The run id is fixed by experiment, config hash, arm and job, so a restarted job resumes into the same run."""
+    The run id is fixed by experiment, config hash, arm and job, so a restarted job resumes into the same
+    run."""
     env = {
         "WANDB_PROJECT": cfg.wandb.project,
         "WANDB_RUN_GROUP": cfg.wandb.group or cfg.name,
@@ -65,15 +66,17 @@ def init_run(cfg: ExperimentConfig, run_dir: Path, name: str, job_type: str, con
     os.environ.update(wandb_env(cfg, run_dir, name, job_type))
     import wandb
 
-    return wandb.init(project=cfg.wandb.project, entity=cfg.wandb.entity, group=cfg.wandb.group or cfg.name, name=name,
-                      job_type=job_type, mode=wandb_mode(cfg), dir=str(run_dir), id=run_id(cfg, name, job_type),
+    return wandb.init(project=cfg.wandb.project, entity=cfg.wandb.entity, group=cfg.wandb.group or cfg.name,
+                      name=name, job_type=job_type, mode=wandb_mode(cfg), dir=str(run_dir),
+                      id=run_id(cfg, name, job_type),
                       resume="allow", config=config or cfg.model_dump(mode="json"),
                       settings=wandb.Settings(silent=True, console="off"))
 
 
 def table_key(run_id: str, name: str, index: int) -> str:
-    """A W&B history key for a table. W&B stores each logged table as an artifact named run-<run id>-<key> (only
-    [A-Za-z0-9_.-] kept, plus a 7-character suffix), at most 128 characters: a long table title is cut and numbered."""
+    """A W&B history key for a table. W&B stores each logged table as an artifact named run-<run id>-<key>
+    (only [A-Za-z0-9_.-] kept, plus a 7-character suffix), at most 128 characters: a long table title is cut
+    and numbered."""
     key = f"report/{name}"
 
     def artifact_length(k: str) -> int:

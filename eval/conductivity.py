@@ -28,7 +28,8 @@ def score_conductivity(outputs: list[str], items: list[dict], gate: float) -> di
         raise ValueError(f"conductivity test items lack the subsets {missing}")
     passed = all(acc[name] >= gate for name in GATE)
     return {
-        "metrics": {"xrr": acc[MEASURED], "gate_passed": float(passed), "gate_min": min(acc[name] for name in GATE),
+        "metrics": {"xrr": acc[MEASURED], "gate_passed": float(passed),
+                    "gate_min": min(acc[name] for name in GATE),
                     **{f"{name}_accuracy": acc[name] for name in GATE}},
         "per_item": {"correct": by_subset[MEASURED]},
         "subsets": {name: {"n": len(v), "accuracy": acc[name], "correct": v, **kept[name]}

@@ -1,5 +1,5 @@
-"""Multiple-choice knowledge scored by option log-likelihood (works for base models: nothing is generated) or by
-the option letter a model generates (CLiKA's protocol), and CLiKA's performance and consistency measures.
+"""Multiple-choice knowledge scored by option log-likelihood (works for base models: nothing is generated) or
+by the option letter a model generates (CLiKA's protocol), and CLiKA's performance and consistency measures.
 
 Each option is scored by the mean log-probability of its tokens after the question prompt (length-normalised,
 so long options are not penalised for their length); the highest-scoring option is the model's answer.
@@ -121,7 +121,8 @@ def score_choices(picks: list[int], labels: list[int], n_options: list[int],
         "metrics": {
             "accuracy": sum(correct) / len(correct),
             "chance": sum(1 / n for n in n_options) / len(n_options),
-            "chance_corrected": sum((c - 1 / n) / (1 - 1 / n) for c, n in zip(correct, n_options)) / len(correct),
+            "chance_corrected": (sum((c - 1 / n) / (1 - 1 / n) for c, n in zip(correct, n_options))
+                                 / len(correct)),
             "top_position_share": max(positions) / len(picks),
             "unreadable_rate": picks.count(-1) / len(picks),
         },

@@ -1,10 +1,9 @@
-"""Translation quality: corpus BLEU/chrF with sacreBLEU signatures, off-target rate, bootstrap CIs."""
+"""Translation quality: corpus BLEU/chrF with sacreBLEU signatures, off-target rate, per-item scores."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
 
-import numpy as np
 from lingua import Language as LinguaLanguage, LanguageDetector, LanguageDetectorBuilder
 from sacrebleu.metrics import BLEU, CHRF
 
@@ -79,14 +78,3 @@ def score_translations(hyps: list[str], refs: list[str], tgt_lang: str) -> dict:
         },
     }
 
-
-def bootstrap_ci(per_item: list[float], n_resamples: int = 1000, seed: int = 0,
-                 alpha: float = 0.05) -> tuple[float, float]:
-    """Percentile bootstrap (1 - alpha) confidence interval of the mean; same seed, same interval."""
-    values = np.asarray(per_item, dtype=float)
-    if values.size == 0:
-        raise ValueError("bootstrap_ci needs at least one value")
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, values.size, size=(n_resamples, values.size))].mean(axis=1)
-    low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2])
-    return float(low), float(high)

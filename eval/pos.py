@@ -1,4 +1,4 @@
-"""Part-of-speech tagging quality: token-level UPOS accuracy, with outputs that break the format counted wrong.
+"""Part-of-speech tagging quality: token-level UPOS accuracy, outputs that break the format counted wrong.
 
 Two answer formats (`core.prompts.tagging_completion`); a record's references tell which (`gold_of`).
 
@@ -45,17 +45,11 @@ def _tags(output: str) -> list[str] | None:
     return tags
 
 
-def parse_tags(output: str, n: int) -> list[str] | None:
-    """The ``n`` UPOS tags in ``output``; None if it is unparseable or holds another number of tags."""
-    tags = _tags(output)
-    return tags if tags is not None and len(tags) == n else None
-
-
 def parse_pairs(output: str) -> list[tuple[str, str]]:
-    """The (word, tag) pairs of a "word/TAG word/TAG" answer, in order. Each space-separated token holding a "/"
-    ends a pair, its tag being what follows the token's last "/" (UD words hold "/" - "and/or", "//", dates -
-    but no tag does); tokens without one belong to the next pair's word ("25 000/NUM"); text after the last
-    pair is dropped. Tags are read as `parse_tags` reads them (case, stuck punctuation)."""
+    """The (word, tag) pairs of a "word/TAG word/TAG" answer, in order. Each space-separated token holding a
+    "/" ends a pair, its tag being what follows the token's last "/" (UD words hold "/" - "and/or", "//",
+    dates - but no tag does); tokens without one belong to the next pair's word ("25 000/NUM"); text after the
+    last pair is dropped. Tags are read as a list answer's are (case, stuck punctuation)."""
     pairs, pending = [], []
     for token in output.split():
         if "/" not in token:
@@ -111,7 +105,8 @@ def score_tagging(outputs: list[str], gold: list[Sequence[str]],
     if words is not None:
         metrics |= {"aligned_accuracy": total("aligned_hits") / n, "word_match_rate": total("word_hits") / n}
     return {"metrics": metrics,
-            "per_item": {"accuracy": [item["hits"] / len(g) for item, g in zip(items, gold)], "invalid": invalid}}
+            "per_item": {"accuracy": [item["hits"] / len(g) for item, g in zip(items, gold)],
+                         "invalid": invalid}}
 
 
 def _list_item(output: str, gold: Sequence[str]) -> dict:
@@ -137,14 +132,19 @@ def _pairs_item(output: str, gold: Sequence[str], words: Sequence[str]) -> dict:
 
 
 class TagPairs:
-    """Counts the word/TAG pairs of a growing id sequence: the unit of a PreTTY prior's k for a pairs answer (k
-    tags, with the words copied around them). Fed the whole sequence after each new id, as
+    """Counts the word/TAG pairs of a growing id sequence: the unit of a PreTTY prior's k for a pairs answer
+    (k tags, with the words copied around them). Fed the whole sequence after each new id, as
     `core.pieces.TextPieces` (same interface: `ends`, the sequence length where each pair ends). A pair ends
     with its tag: as soon as the text after its last "/" is a UPOS tag (no tag begins another one), or, for a
     tag outside UPOS, before the piece that brings the next whitespace."""
 
     def __init__(self, tok):
         self.tok, self.ends = tok, []
+
+    @staticmethod
+    def units_of(text: str) -> list[str]:
+        """The units of a whole answer, its tags: what a prior source counts without a tokenizer."""
+        return [tag for _, tag in parse_pairs(text)]
 
     def add(self, ids) -> None:
         text = self.tok.decode(ids, skip_special_tokens=True)
@@ -154,6 +154,6 @@ class TagPairs:
         closed = [i < len(tokens) - 1 or text[-1:].isspace() for i in range(len(tokens))]
         ended = [c or _tag(t.rpartition("/")[2]) in UPOS for t, c in zip(tokens, closed) if "/" in t]
         while len(self.ends) < sum(ended):
-            # the pair just ended is the last token (its tag completed) or was closed by this piece's whitespace
+            # the pair just ended is the last token (its tag completed), or this piece's whitespace closed it
             last = tokens and "/" in tokens[-1] and not closed[-1]
             self.ends.append(len(ids) if last else len(ids) - 1)

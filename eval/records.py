@@ -6,15 +6,15 @@ import json
 import re
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Hashable, Iterable, TypeVar
 
 from core.errors import UserError
 from core.languages import LANGUAGES
+from core.records import ResultRecord
+from tasks import TASKS
+from tasks.base import Quality
 
 RESULTS = "results.jsonl"
-# The quality each task is judged by: metric key, label, full scale
-QUALITY = {"mt": ("chrf", "chrF", 100.0), "pos": ("upos_accuracy", "UPOS accuracy", 1.0),
-           "knowledge": ("accuracy", "accuracy", 1.0), "conductivity": ("xrr", "XRR", 1.0)}
 
 Record = dict[str, Any]
 
@@ -25,11 +25,7 @@ def load_records(directory: Path) -> list[Record]:
     """A run's results.jsonl, or those of every experiment one level down (a sweep)."""
     own = directory / RESULTS
     found = [own] if own.is_file() else sorted(directory.glob(f"*/{RESULTS}")) or [own]
-    records = [r for path in found for r in load_results(path)]
-    if len({r.get("experiment") for r in records}) > 1:
-        for r in records:
-            r["_many"] = True  # labels then say which experiment an arm belongs to
-    return records
+    return [r for path in found for r in load_results(path)]
 
 
 def load_results(path: Path) -> list[Record]:
@@ -44,35 +40,13 @@ def load_results(path: Path) -> list[Record]:
     for n, line in enumerate(lines, start=1):
         if line.strip():
             try:
-                records.append(check(json.loads(line)))
-            except (json.JSONDecodeError, ValueError) as e:
+                content = json.loads(line)
+            except json.JSONDecodeError as e:
                 raise UserError(f"{path}:{n}: {e}") from None
+            records.append(ResultRecord.read(content, f"{path}:{n}").as_dict())
     if not records:
         raise UserError(f"{path}: no results (the file is empty)")
     return records
-
-
-def check(record: Any) -> Record:
-    if not isinstance(record, dict):
-        raise ValueError(f"expected a JSON object, got {type(record).__name__}")
-    if not isinstance(record.get("arm"), str) or not record["arm"]:
-        raise ValueError("missing 'arm' (a non-empty string)")
-    for section in ("metrics", "cost", "signatures", "weights", "prior", "per_item"):
-        if record.get(section) is not None and not isinstance(record[section], dict):
-            raise ValueError(f"'{section}' must be an object or null")
-    samples = record.get("samples")
-    if samples is not None and not (isinstance(samples, list) and all(isinstance(s, dict) for s in samples)):
-        raise ValueError("'samples' must be a list of objects")
-    per_item = record.get("per_item") or {}
-    outputs, references = per_item.get("output"), per_item.get("reference")
-    if (outputs is None) != (references is None) or (outputs is not None and not (
-            isinstance(outputs, list) and isinstance(references, list) and len(outputs) == len(references))):
-        raise ValueError("'per_item' needs 'output' and 'reference' as lists of the same length, or neither")
-    for section in ("metrics", "cost"):
-        for key, value in (record.get(section) or {}).items():
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                raise ValueError(f"{section}.{key}: expected a number, got {value!r}")
-    return record
 
 
 def method(r: Record) -> str:
@@ -125,30 +99,49 @@ def rank(method_name: str) -> int:
     return {"base": 0, "pretty": 2}.get(method_name, 1)
 
 
-def sort_key(r: Record) -> tuple:
-    natural = [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", label(r))]  # k2 before k10
+def spans_experiments(records: Iterable[Record]) -> bool:
+    """Whether the records come from several experiments (a sweep): labels then name each arm's experiment.
+    A report decides this once, over all its records, and passes it on as `many`."""
+    return len({r.get("experiment") for r in records}) > 1
+
+
+def sort_key(r: Record, many: bool = False) -> tuple:
+    natural = [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", label(r, many))]  # k2 before k10
     return rank(method(r)), natural
 
 
-def label(r: Record) -> str:
-    """The arm, prefixed by its experiment when a report spans several (a sweep)."""
-    return f"{r['experiment']}: {r['arm']}" if r.get("_many") and r.get("experiment") else r["arm"]
+def label(r: Record, many: bool = False) -> str:
+    """The arm, prefixed by its experiment when a report spans several (`many`: a sweep)."""
+    return f"{r['experiment']}: {r['arm']}" if many and r.get("experiment") else r["arm"]
 
 
-def groups(records: list[Record]) -> dict[tuple[str, str, str], list[Record]]:
-    """Records per (task, src, tgt), each group in reading order."""
-    by_unit: dict[tuple[str, str, str], list[Record]] = defaultdict(list)
-    for r in sorted(records, key=sort_key):
-        by_unit[(r.get("task") or "mt", r.get("src") or "?", r.get("tgt") or "?")].append(r)
-    return dict(sorted(by_unit.items()))
+T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
+
+
+def grouped(items: Iterable[T], key: Callable[[T], K]) -> dict[K, list[T]]:
+    """Items per key, each list in the order given, the keys in order of first appearance."""
+    out: dict[K, list[T]] = defaultdict(list)
+    for item in items:
+        out[key(item)].append(item)
+    return dict(out)
+
+
+def unit(r: Record) -> tuple[str, str, str]:
+    """(task, src, tgt): a task's direction, or its set and language; one table and one plot panel each."""
+    return r.get("task") or "mt", r.get("src") or "?", r.get("tgt") or "?"
+
+
+def groups(records: list[Record], many: bool | None = None) -> dict[tuple[str, str, str], list[Record]]:
+    """Records per unit, units sorted, each group in reading order. `many`: whether labels name experiments
+    (they order the rows); None: whether these records span several."""
+    many = spans_experiments(records) if many is None else many
+    return dict(sorted(grouped(sorted(records, key=lambda r: sort_key(r, many)), unit).items()))
 
 
 def by_experiment(rows: list[Record]) -> dict[str, list[Record]]:
     """Rows per experiment of a sweep, each in the order given: arms are compared only within one."""
-    out: dict[str, list[Record]] = defaultdict(list)
-    for r in rows:
-        out[r.get("experiment") or ""].append(r)
-    return dict(out)
+    return grouped(rows, lambda r: r.get("experiment") or "")
 
 
 def reference_arm(rows: list[Record]) -> Record | None:
@@ -167,8 +160,18 @@ def distinct(records: list[Record], key: str) -> list[str]:
     return sorted({str(r[key]) for r in records if r.get(key)})
 
 
+def quality_of(task: str, rows: Iterable[Record] = ()) -> Quality:
+    """The metric a task is judged by: its registered task's (tasks/), else the one its records name (a
+    plugin's task whose plugin this process has not imported), else translation's (records older than
+    tasks)."""
+    if task in TASKS:
+        return TASKS[task].quality
+    named = next((r["quality"] for r in rows if isinstance(r.get("quality"), dict)), None)
+    return Quality(**named) if named else TASKS["mt"].quality
+
+
 def quality(r: Record) -> float | None:
-    return metric(r, QUALITY.get(r.get("task") or "mt", QUALITY["mt"])[0])
+    return metric(r, quality_of(r.get("task") or "mt", [r]).key)
 
 
 def is_extra_seed(r: Record) -> bool:
@@ -183,7 +186,8 @@ def seed_spread(records: list[Record]) -> dict[tuple, tuple[float, float, int]]:
     values: dict[tuple, list[float]] = defaultdict(list)
     for r in records:
         if r.get("family") and (q := quality(r)) is not None:
-            values[(r.get("experiment"), r["family"], r.get("task") or "mt", r.get("src"), r.get("tgt"))].append(q)
+            key = (r.get("experiment"), r["family"], r.get("task") or "mt", r.get("src"), r.get("tgt"))
+            values[key].append(q)
     out = {}
     for key, qs in values.items():
         if len(qs) > 1:

@@ -4,7 +4,8 @@ Writes into the directory: report.md and report.html (tables per task and langua
 intervals and paired tests against SFT, every cost, the share of SFT recovered by PreTTY, break-even item
 counts, sample outputs), report.csv (one flat row per record) and the plots: quality against each cost with
 the Pareto front (quality_vs_cost.png = training FLOPs, _examples, _device_hours, _extra_steps), quality
-against k (quality_vs_k.png, with PreTTY arms) and against the data budget (quality_vs_budget.png, in a sweep).
+against k (quality_vs_k.png, with PreTTY arms) and against the data budget (quality_vs_budget.png, in a
+sweep).
 """
 from __future__ import annotations
 
@@ -16,15 +17,17 @@ from pathlib import Path
 from typing import Any, Callable
 
 from core.io import atomic_write_bytes, atomic_write_text
-from eval.records import (QUALITY, UNKNOWN, Record, cost, direction, distinct, groups, is_extra_seed, label,
-                           load_records, method, metric, seed_spread, training_cost, training_cost_known)
-from eval.mt import MIN_CONFIDENCE, MIN_LETTERS
+from eval.records import (UNKNOWN, Record, cost, direction, distinct, groups, is_extra_seed, label,
+                           load_records, method, metric, quality_of, seed_spread, spans_experiments,
+                           training_cost, training_cost_known)
 from eval.report_html import render_html
 from eval.report_knowledge import clika_tables
 from eval.report_plots import COST_AXES, render_budget_plot, render_cost_plot
 from eval.report_priors import recovery_tables, render_k_plot
-from eval.report_stats import break_even, holm, intervals
+from eval.report_stats import Significance, Tested, break_even
 from eval.tables import Table
+from tasks import TASKS
+from tasks.base import Column as TaskColumn
 
 METRICS = ("bleu", "chrf", "off_target_rate", "off_target_undecided_rate", "upos_accuracy", "invalid_rate",
            "position_accuracy", "accuracy", "chance_corrected", "top_position_share", "xrr", "gate_passed",
@@ -57,32 +60,41 @@ def _percent(v: float | None) -> str:
     return "unknown" if v is UNKNOWN else "n/a" if v is None else f"{100 * v:.1f}"
 
 
+def _half_width(scale: float, digits: int) -> Callable[[Any], str]:
+    """± the interval's half-width, `scale` times (100 for a share shown in %)."""
+    return lambda ci: "n/a" if ci is None else f"±{scale * ci.half_width:.{digits}f}"
+
+
+def _gate(v: float | None) -> str:
+    return "n/a" if v is None else "met" if v else "NOT met"
+
+
+def _interval(row: Record) -> Any:
+    return row.get("_ci")
+
+
 Column = tuple[str, Callable[[Record], Any], Callable[[Any], str]]
-# (header, value getter, formatter) per quality column of each task's table
-TASK_COLUMNS: dict[str, list[Column]] = {
-    "mt": [("BLEU", lambda r: metric(r, "bleu"), _number(".2f")),
-           ("chrF", lambda r: metric(r, "chrf"), _number(".2f")),
-           ("chrF ±95%", lambda r: r.get("_ci"), lambda ci: "n/a" if ci is None else f"±{ci.half_width:.2f}"),
-           ("off-target %", lambda r: metric(r, "off_target_rate"), _percent),
-           ("too short to tell %", lambda r: metric(r, "off_target_undecided_rate"), _percent)],
-    "knowledge": [("accuracy %", lambda r: metric(r, "accuracy"), _percent),
-                  ("±95%", lambda r: r.get("_ci"), lambda ci: "n/a" if ci is None else f"±{100 * ci.half_width:.1f}"),
-                  ("chance-corrected %", lambda r: metric(r, "chance_corrected"), _percent),
-                  ("top option position %", lambda r: metric(r, "top_position_share"), _percent)],
-    "conductivity": [("XRR %", lambda r: metric(r, "xrr"), _percent),
-                     ("±95%", lambda r: r.get("_ci"), lambda ci: "n/a" if ci is None else f"±{100 * ci.half_width:.1f}"),
-                     ("gate", lambda r: metric(r, "gate_passed"), lambda v: "n/a" if v is None else "met" if v else "NOT met"),
-                     ("translation %", lambda r: metric(r, "translation_accuracy"), _percent),
-                     ("en type 0 %", lambda r: metric(r, "en_type0_accuracy"), _percent),
-                     ("en type 1 %", lambda r: metric(r, "en_type1_accuracy"), _percent),
-                     ("X type 0 %", lambda r: metric(r, "x_type0_accuracy"), _percent),
-                     ("probe", lambda r: r.get("probe"), lambda p: "" if not p else
-                      f"{p['places']} places, {p['paraphrases']} paraphrase(s), {p['epochs']:g} epochs")],
-    "pos": [("UPOS acc %", lambda r: metric(r, "upos_accuracy"), _percent),
-            ("UPOS ±95%", lambda r: r.get("_ci"), lambda ci: "n/a" if ci is None else f"±{100 * ci.half_width:.1f}"),
-            ("invalid %", lambda r: metric(r, "invalid_rate"), _percent),
-            ("position acc % (lenient)", lambda r: metric(r, "position_accuracy"), _percent)],
-}
+# (header, value getter, formatter); a getter reads a row (`_row`): the record's fields, and `_ci` and
+# `_p_holm`, its interval and Holm-corrected p vs SFT
+
+
+def task_columns(task: str, rows: list[Record]) -> list[Column]:
+    """The quality columns a task declares (tasks/); a task no process registered here: its quality and
+    interval."""
+    if task in TASKS:
+        return [_column(c) for c in TASKS[task].columns]
+    judged_by = quality_of(task, rows)
+    return [_column(TaskColumn(judged_by.label, judged_by.key, ".3g")),
+            _column(TaskColumn("±95%", "ci", ".3g"))]
+
+
+def _column(c: TaskColumn) -> Column:
+    if c.metric == "ci":   # the quality's interval, on the quality's own scale (a share: in %)
+        return c.header, _interval, _half_width(100, 1) if c.format == "percent" else _half_width(1, 2)
+    get = (lambda r: r.get(c.metric)) if c.field else (lambda r: metric(r, c.metric))
+    if callable(c.format):
+        return c.header, get, c.format
+    return c.header, get, {"percent": _percent, "gate": _gate}.get(c.format) or _number(c.format)
 
 
 def _p_value(p: float | None) -> str:
@@ -91,7 +103,7 @@ def _p_value(p: float | None) -> str:
 
 # ... then significance and the cost columns, the same for every task
 COLUMNS: list[Column] = [
-    ("p vs SFT (Holm)", lambda r: r.get("_p_holm"), _p_value),   # set per table by quality_tables
+    ("p vs SFT (Holm)", lambda r: r.get("_p_holm"), _p_value),   # Holm over the arms of one table
     ("train examples", lambda r: training_cost(r, "train_examples"), _number(".0f")),
     ("train tokens", lambda r: training_cost(r, "train_tokens"), _number(".0f")),
     ("train FLOPs", lambda r: training_cost(r, "train_flops"), _flops),
@@ -142,8 +154,8 @@ def _flops_convention() -> str:
 
 def _seed_column(task: str, spread: dict[tuple, tuple[float, float, int]]) -> list[Column]:
     """Mean ± sd of the quality over training seeds, beside the first seed's own interval."""
-    key, name, scale = QUALITY.get(task, QUALITY["mt"])
-    factor = 1 if scale > 1 else 100
+    judged_by = quality_of(task)
+    name, factor = judged_by.label, 1 if judged_by.scale > 1 else 100
 
     def get(r: Record):
         return spread.get((r.get("experiment"), r.get("family"), task, r.get("src"), r.get("tgt")))
@@ -152,69 +164,69 @@ def _seed_column(task: str, spread: dict[tuple, tuple[float, float, int]]) -> li
              lambda v: "" if v is None else f"{factor * v[0]:.2f} ± {factor * v[1]:.2f} ({v[2]})")]
 
 
+def _row(r: Record, tested: Tested) -> Record:
+    """What the columns read: a new dict of the record's fields with its interval as `_ci` and its
+    Holm-corrected p vs SFT as `_p_holm` (the record itself stays as loaded)."""
+    return {**r, "_ci": tested.interval, "_p_holm": tested.p_holm}
+
+
 def quality_tables(records: list[Record], usd_per_device_hour: float | None = None,
-                   spread: dict[tuple, tuple[float, float, int]] | None = None) -> list[Table]:
-    """One table per task/direction; each record gets its bootstrap interval as r["_ci"] on the way. `spread`:
-    the quality over training seeds (records.seed_spread), shown where an arm was trained with several."""
+                   spread: dict[tuple, tuple[float, float, int]] | None = None, many: bool | None = None,
+                   significance: Significance | None = None) -> list[Table]:
+    """One table per task/direction. `spread`: the quality over training seeds (records.seed_spread), shown
+    where an arm was trained with several; `many`: whether arms are labelled with their experiment (None:
+    whether these records span several); `significance`: the records' intervals and tests, computed here
+    when not given."""
+    many = spans_experiments(records) if many is None else many
+    if significance is None:
+        significance = Significance(records, many)
     money = [_money(usd_per_device_hour)] if usd_per_device_hour else []
     tables = []
-    for (task, src, tgt), rows in groups(records).items():
-        for r, ci in zip(rows, intervals(rows, task)):
-            r["_ci"] = ci
+    for (task, src, tgt), records_here in groups(records, many).items():
+        rows = [_row(r, significance.of(r)) for r in records_here]
         # one family per table: every arm tested against SFT here (report.csv keeps the raw p too)
-        raw = [r["_ci"] and r["_ci"].p_vs_sft for r in rows]
-        for r, p in zip(rows, holm(raw)):
-            r["_p_holm"] = p
-        family = sum(p is not None for p in raw)
+        family = sum(r["_ci"] is not None and r["_ci"].p_vs_sft is not None for r in rows)
         n_items = "/".join(distinct(rows, "n_items")) or "?"
         seeds = _seed_column(task, spread or {})
         if not any(seeds[0][1](r) for r in rows):
             seeds = []
-        own = TASK_COLUMNS.get(task, [])
-        at = next((i + 1 for i, c in enumerate(own) if "±95%" in c[0]), len(own))   # beside the first seed's interval
+        own = task_columns(task, rows)
+        # beside the first seed's interval
+        at = next((i + 1 for i, c in enumerate(own) if "±95%" in c[0]), len(own))
         columns = own[:at] + seeds + own[at:] + COLUMNS + money
-        # a cost column no record of this table has (MFU on a CPU, tokens by language without pretraining) is left out
+        # a cost column no record here has is noise: MFU on a CPU, tokens by language without pretraining
         columns = [c for c in columns if c not in OPTIONAL or any(_shown(c[1](r)) for r in rows)]
         note = ("±95%: half-width of the 95% bootstrap interval; p vs SFT: paired bootstrap against the SFT "
                 f"arm of the same experiment, Holm-corrected over {family} test{'s' * (family != 1)} (this "
                 "table's; * below 0.05)." if family else
-                "±95%: half-width of the 95% bootstrap interval; p vs SFT: no arm here was tested (no per-item "
-                "outputs beside an SFT arm's).")
+                "±95%: half-width of the 95% bootstrap interval; p vs SFT: no arm here was tested (no "
+                "per-item outputs beside an SFT arm's).")
         if seeds:
-            note += (" Mean ± sd over seeds: the quality of the arm trained once per seed (`seeds:`); the row's "
-                     "own interval, test and costs are its first seed's.")
+            note += (" Mean ± sd over seeds: the quality of the arm trained once per seed (`seeds:`); the "
+                     "row's own interval, test and costs are its first seed's.")
         if not all(training_cost_known(r) for r in rows):
             note += (" Training cost unknown: an outside model whose training nobody recorded — not zero, "
                      "and left out of Pareto fronts and break-even.")
         if convention := _flops_convention():
             note += f" Training FLOPs: {convention}"
-        if task == "conductivity":
-            note += (" XRR: accuracy on the X questions about places stated in English only, after the probe "
-                     "fine-tune; it counts only where the gate is met (translation, en type 0/1, X type 0 all at "
-                     "or above the gate accuracy). Costs are the arm's own, not the probe's.")
-        if task == "mt":
-            signatures = []
-            for name, title in (("bleu", "BLEU"), ("chrf", "chrF")):
-                found = sorted({s for r in rows if (s := (r.get("signatures") or {}).get(name))})
-                signatures.append(f"{title} " + (", ".join(f"`{s}`" for s in found) or "n/a"))
-            note += (" Off-target: lingua's language of the output is not the target; an empty output is "
-                     f"off-target, one with fewer than {MIN_LETTERS} letters that lingua is less than "
-                     f"{100 * MIN_CONFIDENCE:.0f}% sure of is too short to tell and counted neither way "
-                     "(\"Ja.\" reads as Polish).")
-            note += " sacreBLEU signatures: " + "; ".join(signatures)
-        tables.append(Table(f"{task}: {direction(src, tgt)} ({n_items} items)", ["arm"] + [h for h, _, _ in columns],
-                            [[label(r)] + [fmt(get(r)) for _, get, fmt in columns] for r in rows], note))
+        note += TASKS[task].report_note(rows) if task in TASKS else ""
+        tables.append(Table(f"{task}: {direction(src, tgt)} ({n_items} items)",
+                            ["arm"] + [h for h, _, _ in columns],
+                            [[label(r, many)] + [fmt(get(r)) for _, get, fmt in columns] for r in rows],
+                            note))
     return tables
 
 
-def break_even_tables(records: list[Record]) -> list[Table]:
+def break_even_tables(records: list[Record], many: bool | None = None) -> list[Table]:
+    many = spans_experiments(records) if many is None else many
     tables = []
-    for (task, src, tgt), rows in groups(records).items():
-        found = break_even(rows)
+    for (task, src, tgt), rows in groups(records, many).items():
+        found = break_even(rows, many)
         if found:
             tables.append(Table(
                 f"{task}: {direction(src, tgt)}",
-                ["training arm", "PreTTY arm", "training device s", "PreTTY extra s/item", "break-even items"],
+                ["training arm", "PreTTY arm", "training device s", "PreTTY extra s/item",
+                 "break-even items"],
                 [[b.trained, b.pretty, f"{b.train_device_s:.0f}", f"{b.extra_s_per_item:.3f}",
                   "never (no per-item overhead measured)" if math.isinf(b.items) else f"{b.items:,.0f}"]
                  for b in found],
@@ -231,12 +243,13 @@ def _shorten(text: Any) -> str:
     return text if len(text) <= SAMPLE_CHARS else text[:SAMPLE_CHARS - 1] + "…"
 
 
-def samples(records: list[Record]) -> list[tuple[str, list[dict[str, str]]]]:
+def samples(records: list[Record], many: bool | None = None) -> list[tuple[str, list[dict[str, str]]]]:
     """(heading, first samples) per record, the texts shortened; a prior quoted: its leading space matters."""
+    many = spans_experiments(records) if many is None else many
     out = []
-    for (task, src, tgt), rows in groups(records).items():
+    for (task, src, tgt), rows in groups(records, many).items():
         for r in rows:
-            out.append((f"{label(r)} ({task}, {src}→{tgt})", [
+            out.append((f"{label(r, many)} ({task}, {src}→{tgt})", [
                 {"id": str(s.get("id", "?")), "source": _shorten(s.get("source")),
                  "reference": _shorten(s.get("reference")), "output": _shorten(s.get("output")),
                  "prior": json.dumps(s["prior"], ensure_ascii=False) if s.get("prior") else ""}
@@ -245,16 +258,17 @@ def samples(records: list[Record]) -> list[tuple[str, list[dict[str, str]]]]:
 
 
 def header_lines(records: list[Record], run_dir: Path) -> list[str]:
-    revs, hashes, splits = distinct(records, "git_rev"), distinct(records, "config_hash"), distinct(records, "split")
+    revs, hashes = distinct(records, "git_rev"), distinct(records, "config_hash")
+    splits = distinct(records, "split")
     split = ("dev: the split every choice is made on, before the test" if splits == ["dev"] else
              "test" if splits in (["test"], []) else ", ".join(splits))
     return [f"git rev: {', '.join(f'`{v}`' for v in revs) or 'unknown'}"
             + (" (arms come from different revisions)" if len(revs) > 1 else ""),
             f"config hash: {', '.join(f'`{v}`' for v in hashes) or 'unknown'}",
             f"evaluated on: {split}",
-            f"run dir: `{run_dir}`; FLOPs/times/memory are training costs as recorded (a PreTTY arm whose prior "
-            "comes from SFT carries the SFT arm's training cost; an outside model whose training was not "
-            "recorded is *unknown*, not 0)"]
+            f"run dir: `{run_dir}`; FLOPs/times/memory are training costs as recorded (a PreTTY arm whose "
+            "prior comes from SFT carries the SFT arm's training cost; an outside model whose training was "
+            "not recorded is *unknown*, not 0)"]
 
 
 def title(records: list[Record], run_dir: Path) -> str:
@@ -263,17 +277,19 @@ def title(records: list[Record], run_dir: Path) -> str:
 
 # ---------------------------------------------------------------- markdown
 
-def render_markdown(records: list[Record], run_dir: Path, sections: dict[str, list[Table]]) -> str:
+def render_markdown(records: list[Record], run_dir: Path, sections: dict[str, list[Table]],
+                    many: bool | None = None) -> str:
     parts = [f"# {title(records, run_dir)}\n", *(f"- {line}" for line in header_lines(records, run_dir)), ""]
     for heading, tables in sections.items():
         if heading:
             parts.append(f"## {heading}\n")
         parts += [t.markdown(3 if heading else 2) for t in tables]
     parts.append(f"## Samples (first {SAMPLES_PER_ARM} per arm)\n")
-    for heading, shown in samples(records):
+    for heading, shown in samples(records, many):
         parts.append(f"### {heading}\n")
-        parts += [f"- [{s['id']}] source: {s['source']}  \n  reference: {s['reference']}  \n  output: {s['output']}"
-                  + (f"  \n  prior: {s['prior']}" if s["prior"] else "") for s in shown] or ["(no samples recorded)"]
+        parts += [f"- [{s['id']}] source: {s['source']}  \n  reference: {s['reference']}  \n"
+                  f"  output: {s['output']}" + (f"  \n  prior: {s['prior']}" if s["prior"] else "")
+                  for s in shown] or ["(no samples recorded)"]
         parts.append("")
     return "\n".join(parts)
 
@@ -290,22 +306,32 @@ def _cell(v: Any) -> Any:
     return f"'{v}" if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r") else v
 
 
-def render_csv(records: list[Record]) -> str:
-    """One row per record; raw numbers (not rounded), unknown metric/cost keys kept as extra columns."""
+def render_csv(records: list[Record], significance: Significance | None = None,
+               many: bool | None = None) -> str:
+    """One row per record; raw numbers (not rounded), unknown metric/cost keys kept as extra columns.
+    Intervals and tests are the first seed's of each arm (`significance`, computed here when not given), as
+    in the tables; another seed's row has none."""
+    many = spans_experiments(records) if many is None else many
+    if significance is None:
+        significance = Significance([r for r in records if not is_extra_seed(r)], many)
     metrics = list(METRICS) + _extra_keys(records, "metrics", METRICS)
     costs = list(COSTS) + _extra_keys(records, "cost", COSTS)
-    fields = (["experiment", "arm", "method", "task", "src", "tgt", "budget", "n_items", "prior_source", "prior_k"]
+    fields = (["experiment", "arm", "method", "task", "src", "tgt", "budget", "n_items", "prior_source",
+               "prior_k"]
               + metrics + ["ci_mean", "ci_half_width", "p_vs_sft", "p_vs_sft_holm"] + costs
               + ["train_cost_known"]
-              + ["bleu_signature", "chrf_signature", "config_hash", "git_rev", "weights_path", "weights_sha256"])
+              + ["bleu_signature", "chrf_signature", "config_hash", "git_rev", "weights_path",
+                 "weights_sha256"])
     out = io.StringIO()
-    # RFC 4180 line ends: a field holding a bare \r is then quoted (with "\n" Python writes it bare, unreadable)
+    # RFC 4180 line ends: a field holding a bare \r is then quoted (with "\n" Python writes it bare:
+    # the file no longer reads back)
     writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\r\n")
     writer.writerow({f: _cell(f) for f in fields})   # extra columns are named by the records' keys
-    for rows in groups(records).values():
+    for rows in groups(records, many).values():
         for r in rows:
             signatures, weights, prior = (r.get(k) or {} for k in ("signatures", "weights", "prior"))
-            ci = r.get("_ci")
+            tested = significance.of(r)
+            ci = tested.interval
             writer.writerow({k: _cell(v) for k, v in {
                 **{k: r.get(k) for k in ("experiment", "arm", "task", "src", "tgt", "budget", "n_items",
                                          "config_hash", "git_rev")},
@@ -313,8 +339,9 @@ def render_csv(records: list[Record]) -> str:
                 "prior_source": prior.get("source"), "prior_k": prior.get("k"),
                 **{k: metric(r, k) for k in metrics}, **{k: cost(r, k) for k in costs},  # unknown: empty
                 "train_cost_known": training_cost_known(r),
-                "ci_mean": ci and ci.mean, "ci_half_width": ci and ci.half_width, "p_vs_sft": ci and ci.p_vs_sft,
-                "p_vs_sft_holm": r.get("_p_holm"),
+                "ci_mean": ci and ci.mean, "ci_half_width": ci and ci.half_width,
+                "p_vs_sft": ci and ci.p_vs_sft,
+                "p_vs_sft_holm": tested.p_holm,
                 "bleu_signature": signatures.get("bleu"), "chrf_signature": signatures.get("chrf"),
                 "weights_path": weights.get("path"), "weights_sha256": weights.get("sha256"),
             }.items()})
@@ -323,19 +350,24 @@ def render_csv(records: list[Record]) -> str:
 
 # ---------------------------------------------------------------- entry point
 
-def build_report(run_dir: Path, usd_per_device_hour: float | None = None) -> tuple[dict[str, Path], dict[str, Table]]:
+def build_report(run_dir: Path,
+                 usd_per_device_hour: float | None = None) -> tuple[dict[str, Path], dict[str, Table]]:
     """Write the report files into run_dir; return their paths by kind (md, html, csv and one key per plot)
-    and every table by a name (for W&B). Every file is replaced atomically: a crash leaves the previous report, never half of one."""
+    and every table by a name (for W&B). Every file is replaced atomically: a crash leaves the previous
+    report, never half of one."""
     run_dir = Path(run_dir)
     every = load_records(run_dir)
+    many = spans_experiments(every)   # a sweep: every label names its experiment
     # arms trained with several seeds: their first seed's records stand for them, the others give mean ± sd
     records = [r for r in every if not is_extra_seed(r)]
-    sections = {"": quality_tables(records, usd_per_device_hour, seed_spread(every)),  # first: it annotates CIs
-                "What PreTTY recovers: the base → SFT gap closed, and the share of SFT": recovery_tables(records),
-                "Cross-lingual knowledge alignment (CLiKA)": clika_tables(records),
-                "Break-even: training arm against PreTTY's per-item overhead": break_even_tables(records)}
+    significance = Significance(records, many)   # once: the tables and report.csv show the same tests
+    sections = {
+        "": quality_tables(records, usd_per_device_hour, seed_spread(every), many, significance),
+        "What PreTTY recovers: the base → SFT gap closed, and the share of SFT": recovery_tables(records),
+        "Cross-lingual knowledge alignment (CLiKA)": clika_tables(records, many),
+        "Break-even: training arm against PreTTY's per-item overhead": break_even_tables(records, many)}
     sections = {k: v for k, v in sections.items() if v}
-    plots = {stem: render_cost_plot(records, stem) for stem in COST_AXES}
+    plots = {stem: render_cost_plot(records, stem, many) for stem in COST_AXES}
     plots["quality_vs_k"] = render_k_plot(records)
     plots["quality_vs_budget"] = render_budget_plot(records)
     plots = {stem: png for stem, png in plots.items() if png is not None}
@@ -344,10 +376,11 @@ def build_report(run_dir: Path, usd_per_device_hour: float | None = None) -> tup
     for stem, png in plots.items():
         paths[stem] = run_dir / f"{stem}.png"
         atomic_write_bytes(paths[stem], png)
-    atomic_write_text(paths["csv"], render_csv(every))
-    atomic_write_text(paths["html"], render_html(title(records, run_dir), header_lines(records, run_dir), sections,
-                                                 [f"{stem}.png" for stem in plots], samples(records)))
+    atomic_write_text(paths["csv"], render_csv(every, significance, many))
+    atomic_write_text(paths["html"], render_html(title(records, run_dir), header_lines(records, run_dir),
+                                                 sections, [f"{stem}.png" for stem in plots],
+                                                 samples(records, many)))
     # last: a sweep takes report.md for a finished point, so it must not stand beside a half-written report
-    atomic_write_text(paths["md"], render_markdown(records, run_dir, sections))
+    atomic_write_text(paths["md"], render_markdown(records, run_dir, sections, many))
     tables = {f"{heading or 'quality'}: {t.title}": t for heading, ts in sections.items() for t in ts}
     return paths, tables

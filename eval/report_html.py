@@ -1,43 +1,34 @@
 """report.html: the report's tables and plots as one self-contained page (no scripts, no network), readable
-in any browser and uploaded with the W&B report artifact."""
+in any browser and uploaded with the W&B report artifact. The page is templates/report.html.j2, autoescaped:
+arm names, samples and outputs come from results files and are shown as text, never as markup."""
 from __future__ import annotations
 
-import html
+import re
+from functools import lru_cache
+from pathlib import Path
 
-from eval.tables import Table, inline_html
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup, escape
 
-STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; padding: 0 1em; }
-table { border-collapse: collapse; margin: 0.5em 0; font-size: 13px; }
-th, td { border: 1px solid #ccc; padding: 3px 7px; }
-th { background: #f3f3f3; }
-td:first-child { white-space: nowrap; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
-.note { font-size: 12px; color: #555; max-width: 1100px; }
-img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }
-.scroll { overflow-x: auto; }
-details { margin: 0.3em 0; }
-"""
+from eval.tables import Table
+
+
+def code_spans(text: str) -> Markup:
+    """Escaped text with Markdown `code` spans as <code> (notes and header lines are written for
+    report.md)."""
+    return Markup(re.sub(r"`([^`]*)`", r"<code>\1</code>", str(escape(text))))
+
+
+@lru_cache(maxsize=1)
+def _environment() -> Environment:
+    # relative to this module, not the working directory: the report is built from any directory
+    env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True,
+                      undefined=StrictUndefined, trim_blocks=True, keep_trailing_newline=True)
+    env.filters["code_spans"] = code_spans
+    return env
 
 
 def render_html(title: str, header: list[str], sections: dict[str, list[Table]], images: list[str],
                 samples: list[tuple[str, list[dict[str, str]]]]) -> str:
-    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-             f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
-             f"<h1>{html.escape(title)}</h1>", "<ul>" + "".join(f"<li>{inline_html(h)}</li>" for h in header) + "</ul>"]
-    for heading, tables in sections.items():
-        if heading:
-            parts.append(f"<h2>{html.escape(heading)}</h2>")
-        parts += [f'<div class="scroll">{t.html(3 if heading else 2)}</div>' for t in tables]
-    parts.append("<h2>Plots</h2>")
-    parts += [f'<figure><img src="{html.escape(name)}" alt="{html.escape(name)}"></figure>' for name in images]
-    parts.append("<h2>Samples</h2>")
-    for heading, shown in samples:
-        rows = "".join(f"<tr><td>{html.escape(s['id'])}</td><td>{html.escape(s['source'])}</td>"
-                       f"<td>{html.escape(s['reference'])}</td><td>{html.escape(s['prior'])}</td>"
-                       f"<td>{html.escape(s['output'])}</td></tr>" for s in shown)
-        parts.append(f"<details><summary>{html.escape(heading)}</summary><table><thead><tr><th>id</th>"
-                     f"<th>source</th><th>reference</th><th>prior</th><th>output</th></tr></thead>"
-                     f"<tbody>{rows}</tbody></table></details>")
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
+    return _environment().get_template("report.html.j2").render(
+        title=title, header=header, sections=sections, images=images, samples=samples)

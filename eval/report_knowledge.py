@@ -4,14 +4,13 @@ over the items answered correctly, beside what independent answers would reach),
 interval; and each arm's accuracy difference to the base arm with a paired-bootstrap interval."""
 from __future__ import annotations
 
-from collections import defaultdict
-
 import numpy as np
 
 from eval.knowledge import (accuracy_ratio, chance_p_value, en_consistency, independent_consistency,
                             relative_accuracy)
-from eval.records import Record, by_experiment, label, metric, reference_arm, sort_key
-from eval.report_stats import RESAMPLES, SEED
+from eval.records import (Record, by_experiment, grouped, label, metric, reference_arm, sort_key,
+                           spans_experiments)
+from eval.stats import paired_resamples, percentile_interval
 from eval.tables import Table
 
 # 1 / options, for records written before they kept their chance level
@@ -37,22 +36,22 @@ def above_chance(r: Record) -> bool:
 
 
 def _paired(a: Record, b: Record) -> tuple[np.ndarray, np.ndarray] | None:
-    """Both records' right/wrong on the item ids they share, resampled the same way: two (RESAMPLES, n) arrays."""
+    """Both records' right/wrong on the item ids they share, resampled the same way: two (RESAMPLES, n)
+    arrays."""
     ca, cb = _correct_by_id(a), _correct_by_id(b)
     ids = sorted(set(ca) & set(cb))
     if not ids:
         return None
     x, y = (np.array([c[i] for i in ids], dtype=bool) for c in (ca, cb))
-    idx = np.random.default_rng(SEED).integers(0, len(ids), size=(RESAMPLES, len(ids)))
-    return x[idx], y[idx]
+    return paired_resamples(x, y)
 
 
 def _interval(values: np.ndarray) -> str:
     """[2.5th–97.5th percentile]; resamples at +inf (an undefined ratio) make an upper bound of ∞."""
-    values = np.nan_to_num(values[~np.isnan(values)], posinf=np.finfo(float).max)
-    if not len(values):
+    found = percentile_interval(values)
+    if found is None:
         return ""
-    lo, hi = np.percentile(values, [2.5, 97.5])
+    lo, hi = found
     return f" [{lo:.2f}–{'∞' if hi > 1e300 else f'{hi:.2f}'}]"
 
 
@@ -79,21 +78,24 @@ def _ratio(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
 
-def _by_set(records: list[Record]) -> dict[str, dict[str, dict[str, Record]]]:
+def _by_set(records: list[Record], many: bool) -> dict[str, dict[str, dict[str, Record]]]:
     """set -> arm label -> language -> record, arms in report order."""
-    by_set: dict[str, dict[str, dict[str, Record]]] = defaultdict(dict)
-    for r in sorted((r for r in records if r.get("task") == "knowledge"), key=sort_key):
-        by_set[r["src"]].setdefault(label(r), {})[r["tgt"]] = r
-    return by_set
+    knowledge = sorted((r for r in records if r.get("task") == "knowledge"), key=lambda r: sort_key(r, many))
+    return {name: {arm: {r["tgt"]: r for r in rows}
+                   for arm, rows in grouped(members, lambda r: label(r, many)).items()}
+            for name, members in grouped(knowledge, lambda r: r["src"]).items()}
 
 
 def _langs(arms: dict[str, dict[str, Record]]) -> list[str]:
     return sorted({lang for per_lang in arms.values() for lang in per_lang}, key=lambda l: (l != "en", l))
 
 
-def clika_tables(records: list[Record]) -> list[Table]:
+def clika_tables(records: list[Record], many: bool | None = None) -> list[Table]:
+    """A table per knowledge set, then the differences to base. `many`: whether arms are labelled with their
+    experiment (None: whether these records span several)."""
+    many = spans_experiments(records) if many is None else many
     tables = []
-    for name, arms in _by_set(records).items():
+    for name, arms in _by_set(records, many).items():
         langs = _langs(arms)
         header = ["arm", "lang", "acc %", "chance %", "RA", "acc_X / acc_en", "en-CO", "en-CO if independent"]
         rows, warnings, flagged = [], [], False
@@ -138,20 +140,22 @@ def clika_tables(records: list[Record]) -> list[Table]:
         if scorings:
             note += " Answers: " + "; ".join(scorings) + "."
         tables.append(Table(f"knowledge: {name}", header, rows, note))
-    return tables + difference_tables(records)
+    return tables + difference_tables(records, many)
 
 
-def difference_tables(records: list[Record]) -> list[Table]:
+def difference_tables(records: list[Record], many: bool | None = None) -> list[Table]:
     """Each arm's accuracy minus its experiment's base arm's (the first arm when there is no base), per set
     and language, with a paired-bootstrap 95% interval over the shared items; * where it excludes zero.
     A sweep gets a table per experiment: its arms are set against their own base, never another budget's."""
+    many = spans_experiments(records) if many is None else many
     tables = []
     knowledge = [r for r in records if r.get("task") == "knowledge"]
     for _, members in sorted(by_experiment(knowledge).items()):
-        for name, arms in _by_set(members).items():
+        for name, arms in _by_set(members, many).items():
             if len(arms) < 2:
                 continue
-            reference = label(reference_arm([next(iter(per_lang.values())) for per_lang in arms.values()]))
+            first = [next(iter(per_lang.values())) for per_lang in arms.values()]   # a record per arm
+            reference = label(reference_arm(first), many)
             # in a sweep the reference's label names its experiment, and so the table's title
             tables.append(_difference_table(name, arms, reference))
     return tables
@@ -172,7 +176,7 @@ def _difference_table(where: str, arms: dict[str, dict[str, Record]], reference:
                 continue
             diff = 100 * (metric(r, "accuracy") - metric(ref, "accuracy"))
             a, b = sampled
-            lo, hi = np.percentile(100 * (a.mean(axis=1) - b.mean(axis=1)), [2.5, 97.5])
+            lo, hi = percentile_interval(100 * (a.mean(axis=1) - b.mean(axis=1)))
             row.append(f"{diff:+.1f} [{lo:+.1f}, {hi:+.1f}]" + ("*" if lo > 0 or hi < 0 else ""))
         rows.append(row)
     return Table(f"knowledge: {where}, accuracy difference to {reference} (points)", ["arm"] + langs, rows,

@@ -17,11 +17,19 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import NullLocator
 
-from eval.records import (QUALITY, UNKNOWN, Record, cost, deployable, direction, distinct, groups, label,
-                           method, quality, rank, training_cost)
+from core.arms import ARMS
+from eval.records import (UNKNOWN, Record, quality_of, cost, deployable, direction, distinct, groups, label,
+                           method, quality, rank, spans_experiments, training_cost)
 
-METHOD_COLORS = {"base": "tab:gray", "sft": "tab:blue", "lora": "tab:orange", "pretty": "tab:green",
-                 "cpt": "tab:purple", "mixed": "tab:brown"}
+# one colour per registered arm method (core/arms.py), in registration order: the built-in arms keep theirs
+PALETTE = ("tab:gray", "tab:blue", "tab:orange", "tab:purple", "tab:brown", "tab:green", "tab:red",
+           "tab:pink", "tab:olive", "tab:cyan")
+
+
+def method_color(method_name: str) -> str:
+    """Looked up when drawing, so a plugin's arm (registered after this import) gets its own colour too."""
+    methods = list(ARMS)
+    return PALETTE[methods.index(method_name) % len(PALETTE)] if method_name in methods else "tab:purple"
 
 
 def _device_hours(r: Record) -> float | None:
@@ -34,7 +42,8 @@ COST_AXES: dict[str, tuple[str, Callable[[Record], float | None]]] = {
     "quality_vs_cost": ("training FLOPs", lambda r: training_cost(r, "train_flops")),
     "quality_vs_examples": ("labelled training examples", lambda r: training_cost(r, "train_examples")),
     "quality_vs_device_hours": ("training device-hours", _device_hours),
-    "quality_vs_extra_steps": ("extra decode steps per item", lambda r: cost(r, "extra_decode_steps_per_item")),
+    "quality_vs_extra_steps": ("extra decode steps per item",
+                               lambda r: cost(r, "extra_decode_steps_per_item")),
 }
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in display pixels
@@ -58,7 +67,8 @@ def _place_labels(ax: Axes, points: list[tuple[float, float, str]]) -> list[tupl
         # labels that would leave the axes on the right go on the point's left
         x0 = px - gap - width if px + gap + width > ax.get_window_extent().x1 else px + gap
         y0 = start = py - height / 2
-        while clash := [b for b in occupied if x0 < b[2] and b[0] < x0 + width and y0 < b[3] and b[1] < y0 + height]:
+        while clash := [b for b in occupied
+                        if x0 < b[2] and b[0] < x0 + width and y0 < b[3] and b[1] < y0 + height]:
             y0 = max(b[3] for b in clash) + 1
         box = (x0, y0, x0 + width, y0 + height)
         occupied.append(box)
@@ -109,7 +119,8 @@ def _cost_axis(ax: Axes, values: list[float], unknown: bool) -> float:
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:
-    """Indices of the points no other point beats on both cost (lower) and quality (higher), cheapest first."""
+    """Indices of the points no other point beats on both cost (lower) and quality (higher), cheapest
+    first."""
     order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
     front, best = [], -math.inf
     for i in order:
@@ -133,7 +144,8 @@ def _figure(n_panels: int, title: str) -> tuple[Figure, list[Axes]]:
     fig = Figure(figsize=(6.0 * ncols, 4.8 * nrows))
     FigureCanvasAgg(fig)
     axes = fig.subplots(nrows, ncols, squeeze=False)
-    fig.suptitle(title, fontsize=13, y=1 - 0.1 / fig.get_figheight(), va="top")   # a fixed distance from the top, however tall
+    # a fixed distance from the top, however tall the figure
+    fig.suptitle(title, fontsize=13, y=1 - 0.1 / fig.get_figheight(), va="top")
     for ax in axes.flat[n_panels:]:
         ax.remove()
     return fig, list(axes.flat[:n_panels])
@@ -145,18 +157,21 @@ def _png(fig: Figure) -> bytes:
     return out.getvalue()
 
 
-def render_cost_plot(records: list[Record], stem: str = "quality_vs_cost") -> bytes:
+def render_cost_plot(records: list[Record], stem: str = "quality_vs_cost", many: bool | None = None) -> bytes:
     """PNG of quality (chrF, UPOS accuracy) against one cost, one panel per task/direction, every point
-    labelled with its arm and the Pareto front drawn through the arms nothing cheaper beats."""
+    labelled with its arm (`many`: with its experiment; None: when these records span several) and the Pareto
+    front drawn through the arms nothing cheaper beats."""
     x_label, get_cost = COST_AXES[stem]
-    by_unit = groups(records)
+    many = spans_experiments(records) if many is None else many
+    by_unit = groups(records, many)
     experiment = ", ".join(distinct(records, "experiment"))
     fig, axes = _figure(len(by_unit), f"Quality vs {x_label}{': ' + experiment if experiment else ''}")
     methods_seen: set[str] = set()
     apart = False   # whether any panel draws a hollow (off-front) point
     to_label: list[tuple[Axes, list[tuple[float, float, str]]]] = []
     for ax, ((task, src, tgt), rows) in zip(axes, by_unit.items()):
-        _, y_label, scale = QUALITY.get(task, QUALITY["mt"])
+        judged_by = quality_of(task, records)
+        y_label, scale = judged_by.label, judged_by.scale
         shown = [r for r in rows if get_cost(r) is not None and quality(r) is not None]
         ax.set_title(f"{task}: {direction(src, tgt)}", fontsize=11)
         ax.set_ylabel(y_label)
@@ -170,7 +185,7 @@ def render_cost_plot(records: list[Record], stem: str = "quality_vs_cost") -> by
         points = [(column if get_cost(r) is UNKNOWN else get_cost(r), quality(r), r) for r in shown]
         for x, y, r in points:
             methods_seen.add(method(r))
-            color = METHOD_COLORS.get(method(r), "tab:purple")
+            color = method_color(method(r))
             hollow = get_cost(r) is UNKNOWN or not deployable(r)
             apart |= hollow
             ax.scatter(x, y, s=36, zorder=3, lw=1.5, facecolors="none" if hollow else color, edgecolors=color)
@@ -179,10 +194,11 @@ def render_cost_plot(records: list[Record], stem: str = "quality_vs_cost") -> by
         ax.step(xs, ys, where="post", ls="--", lw=1, color="0.35", zorder=2)
         ax.scatter(xs, ys, s=110, facecolors="none", edgecolors="0.2", lw=1, zorder=4)
         ys = [y for _, y, _ in points]
-        span = max(max(ys) - min(ys), 0.05 * scale)  # a lone point or a tight cluster still gets readable ticks
+        # a lone point or a tight cluster still gets readable ticks
+        span = max(max(ys) - min(ys), 0.05 * scale)
         ax.set_ylim(min(ys) - 0.1 * span, max(ys) + 0.1 * span)  # _label_points raises the top as needed
-        to_label.append((ax, [(x, y, label(r)) for x, y, r in points]))
-    handles = [Line2D([], [], marker="o", ls="", color=METHOD_COLORS.get(m, "tab:purple"), label=m)
+        to_label.append((ax, [(x, y, label(r, many)) for x, y, r in points]))
+    handles = [Line2D([], [], marker="o", ls="", color=method_color(m), label=m)
                for m in sorted(methods_seen, key=lambda m: (rank(m), m))]
     handles.append(Line2D([], [], marker="o", ls="--", color="0.35", mfc="none", label="Pareto front"))
     if apart:
@@ -191,7 +207,8 @@ def render_cost_plot(records: list[Record], stem: str = "quality_vs_cost") -> by
     # margins in inches, whatever the number of panel rows: legend and note below, the title above
     inch = 1 / fig.get_figheight()
     legend_top = _legend(fig, handles, 0.45 * inch)
-    fig.text(0.5, 0.08 * inch, "A PreTTY arm whose prior comes from a trained model\ncarries that model's training cost",
+    fig.text(0.5, 0.08 * inch,
+             "A PreTTY arm whose prior comes from a trained model\ncarries that model's training cost",
              ha="center", fontsize=8, color="0.35")
     fig.tight_layout(rect=(0, legend_top + 0.1 * inch, 1, 1 - 0.1 * inch))
     for ax, labels in to_label:  # after the layout is final: placement works in display pixels
@@ -227,7 +244,7 @@ def render_budget_plot(records: list[Record]) -> bytes | None:
     colors = arm_colors([r["arm"] for r in in_order])  # the same arm has the same colour in every panel
     fig, axes = _figure(len(by_unit), "Quality vs data budget")
     for ax, ((task, src, tgt), rows) in zip(axes, by_unit.items()):
-        y_label = QUALITY.get(task, QUALITY["mt"])[1]
+        y_label = quality_of(task, records).label
         lines: dict[str, list[tuple[int, float]]] = {}
         for r in rows:
             if r.get("budget") and quality(r) is not None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from eval.records import QUALITY, Record, deployable, reference_arm
+from eval.records import Record, deployable, grouped, quality, quality_of, reference_arm, unit
 from eval.tables import Table
 
 
@@ -19,26 +19,20 @@ UPPER = " (upper bound)"
 
 
 def _units(records: list[Record]) -> dict[tuple[str, str, str, str], list[Record]]:
-    """Records per (task, src, tgt, experiment)."""
-    units: dict[tuple[str, str, str, str], list[Record]] = defaultdict(list)
-    for r in records:
-        units[(r.get("task") or "mt", r.get("src") or "?", r.get("tgt") or "?", r.get("experiment") or "")].append(r)
-    return dict(sorted(units.items()))
+    """Records per (task, src, tgt, experiment), each in the order given: the curves compare an experiment's
+    arms with its own base and SFT."""
+    return dict(sorted(grouped(records, lambda r: (*unit(r), r.get("experiment") or "")).items()))
 
 
-def _quality(r: Record, task: str) -> float | None:
-    return (r.get("metrics") or {}).get(QUALITY.get(task, QUALITY["mt"])[0])
-
-
-def _curves(rows: list[Record], task: str) -> tuple[dict[str, dict[int, float]], float | None, float | None]:
+def _curves(rows: list[Record]) -> tuple[dict[str, dict[int, float]], float | None, float | None]:
     """{prior source: {k: quality}} with k = 0 taken from the base arm when no k = 0 arm was run; base; sft.
     An upper bound's source (an oracle prior, or one that says it is not deployable) is named so."""
     reference = reference_arm(rows)   # the experiment's own base arm, not any arm of method base
-    base = _quality(reference, task) if reference is not None and reference.get("method") == "base" else None
-    sft = next((_quality(r, task) for r in rows if r.get("arm") == "sft"), None)
+    base = quality(reference) if reference is not None and reference.get("method") == "base" else None
+    sft = next((quality(r) for r in rows if r.get("arm") == "sft"), None)
     curves: dict[str, dict[int, float]] = defaultdict(dict)
     for r in rows:
-        prior, q = r.get("prior") or {}, _quality(r, task)
+        prior, q = r.get("prior") or {}, quality(r)
         if r.get("method") == "pretty" and prior.get("source") and q is not None:
             curves[_prior_name(r) + ("" if deployable(r) else UPPER)][int(prior.get("k", 0))] = q
     for points in curves.values():
@@ -82,12 +76,12 @@ def recovery_tables(records: list[Record]) -> list[Table]:
     units = _units(records)
     many = len({u[3] for u in units}) > 1
     for (task, src, tgt, experiment), rows in units.items():
-        curves, base, sft = _curves(rows, task)
+        curves, base, sft = _curves(rows)
         if not curves or sft is None:
             continue
         ks = sorted({k for points in curves.values() for k in points})
         header = ["prior"] + [f"k={k}" for k in ks]
-        where, label = _where(task, src, tgt, experiment, many), QUALITY.get(task, QUALITY["mt"])[1]
+        where, label = _where(task, src, tgt, experiment, many), quality_of(task, records).label
         gap = f"base {base:.3g} → SFT {sft:.3g}" if base is not None else f"no base arm; SFT {sft:.3g}"
         tables.append(Table(f"{where}: share of the {label} gap closed ({gap})", header,
                             [[source] + [_gap_closed(points[k], base, sft) if k in points else "" for k in ks]
@@ -104,10 +98,11 @@ def recovery_tables(records: list[Record]) -> list[Table]:
 
 
 def render_k_plot(records: list[Record]) -> bytes | None:
-    """PNG of quality against k, one line per prior source, base and SFT as reference lines; None without priors."""
+    """PNG of quality against k, one line per prior source, base and SFT as reference lines; None without
+    priors."""
     all_units = _units(records)
     many = len({u[3] for u in all_units}) > 1
-    units = {u: _curves(rows, u[0]) for u, rows in all_units.items()}
+    units = {u: _curves(rows) for u, rows in all_units.items()}
     units = {u: c for u, c in units.items() if c[0]}
     if not units:
         return None
@@ -125,15 +120,15 @@ def render_k_plot(records: list[Record]) -> bytes | None:
     for ax, ((task, src, tgt, experiment), (curves, base, sft)) in zip(axes.flat, units.items()):
         for i, (source, points) in enumerate(curves.items()):
             ks = sorted(points)
-            ax.plot(ks, [points[k] for k in ks], marker="o", markersize=max(3, 9 - 1.5 * i), color=color[source],
-                    ls="--" if source.endswith(UPPER) else "-", label=f"prior: {source}")
+            ax.plot(ks, [points[k] for k in ks], marker="o", markersize=max(3, 9 - 1.5 * i),
+                    color=color[source], ls="--" if source.endswith(UPPER) else "-", label=f"prior: {source}")
         if sft is not None:
             ax.axhline(sft, color="black", lw=1, alpha=0.6, label="SFT arm")
         if base is not None:
             ax.axhline(base, color="0.5", lw=1, ls=":", label="base arm (k = 0)")
         ax.set_xticks(sorted({k for points in curves.values() for k in points}))
         ax.set_xlabel("prior tokens k")
-        ax.set_ylabel(QUALITY.get(task, QUALITY["mt"])[1])
+        ax.set_ylabel(quality_of(task, records).label)
         ax.set_title(_where(task, src, tgt, experiment, many), fontsize=11)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)

@@ -8,61 +8,49 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 
-from align import priors as prior_sources
+from align.priors import Priors
 from core import checkpoints
+from core.arms import BaseArm, PrettyArm, trained
 from core.checkpoints import weights_hash
-from core.config import TRAINED, BaseArm, ExperimentConfig, LoraArm, PretrainArm, PrettyArm, SftArm
+from core.config import ExperimentConfig
+from core.decoding import generate
 from core.errors import UserError
 from core.io import atomic_write_json, atomic_write_jsonl, git_revision, read_jsonl, sha256_file
 from core.ledger import Cost
 from core.models import load_model, load_tokenizer, resolve
 from core.provenance import PROTOCOL, is_current, protocol_of, stamp
-from eval.conductivity import MEASURED, score_conductivity
-from eval.generate import Generation, generate
-from eval.knowledge import (answer_text, best_options, letter_picks, option_scores, score_choices,
-                            scoring_signature)
-from eval.mt import score_translations
-from eval.pos import TagPairs, score_references
+from core.records import SCHEMA_VERSION, ResultRecord, TrainRecord
+from core.rundir import RunDir
 from eval.records import TRAINING_FIELDS
-
-
-def _train_record(run_dir: Path, arm_name: str) -> dict:
-    """The arm's train.json, its weights verified against the hash it records."""
-    path = run_dir / "checkpoints" / arm_name / "train.json"
-    if not path.is_file():
-        raise UserError(f"{path}: arm {arm_name!r} has no complete checkpoint; run its training first")
-    rec = checkpoints.read_record(path)
-    if not is_current(rec):
-        raise UserError(f"{path}: checkpoint written under protocol {protocol_of(rec)}, this code computes protocol "
-                        f"{PROTOCOL}; run the train stage (it trains the arm again)")
-    checkpoints.verify(rec, path)
-    return rec
+from tasks.base import Task
 
 
 def _read_record(path: Path) -> dict | None:
     """A result record, or None (with a message) when the file does not parse: it is evaluated again."""
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(record, dict) or not isinstance(record.get("weights"), dict):
-            raise ValueError("not a result record")
-        return record
-    except (OSError, UnicodeDecodeError, ValueError) as e:
+        record = ResultRecord.read(json.loads(path.read_text(encoding="utf-8")), str(path))
+        if record.weights is None:
+            raise ValueError("not a result record: no weights")
+        return record.as_dict()
+    except (OSError, UnicodeDecodeError, ValueError, UserError) as e:
         print(f"[eval] {path}: unreadable record ({e}): evaluating again", flush=True)
         return None
 
 
 def unknown_training_cost() -> Cost:
-    """A model whose training is not known here (no train.json beside it): null, never zero (fairness rule 3)."""
+    """A model whose training is not known here (no train.json beside it): null, never zero
+    (fairness rule 3)."""
     return Cost(**dict.fromkeys(TRAINING_FIELDS))
 
 
-def _record_beside(path: str) -> dict:
-    """train.json of a checkpoint directory of some run ({} for any other model); resolve() verified the
+def _record_beside(path: str) -> TrainRecord | None:
+    """train.json of a checkpoint directory of some run (None for any other model); resolve() verified the
     weights against it."""
     record = Path(path).parent / "train.json"
-    return checkpoints.read_record(record) if record.is_file() else {}
+    return checkpoints.read_record(record) if record.is_file() else None
 
 
 class Evaluator:
@@ -71,25 +59,26 @@ class Evaluator:
 
     def __init__(self, cfg: ExperimentConfig, run_dir: Path, split: str = "test"):
         self.cfg, self.run_dir, self.split = cfg, run_dir, split
-        self.out = run_dir if split == "test" else run_dir / split
+        self.dir = RunDir(run_dir, split)
         self.base_path = resolve(cfg.model.name)
         self.tok = load_tokenizer(self.base_path, cfg.model.trust_remote_code)
         self._base_model = None
         self._trained: dict[str, tuple] = {}        # weights path -> (model, tokenizer, weights, cost)
         self._tokens_by_lang: dict[str, dict] = {}   # weights path -> training tokens by language
         self._warm: set[int] = set()                  # models that have run their warm-up batch
-        items = run_dir / "data" / f"{split}.jsonl"
+        items = self.dir.rows(split)
         if not items.is_file():
-            raise UserError(f"{items}: no {split} items; run the prepare stage (./launch.sh run CONFIG --stage prepare)")
+            raise UserError(f"{items}: no {split} items; run the prepare stage "
+                            "(./launch.sh run CONFIG --stage prepare)")
         self.test, self.data_sha256 = read_jsonl(items), sha256_file(items)
         # the budget's rows: what training arms and the frequent / dictionary priors are built from
-        self.train_data_sha256 = sha256_file(run_dir / "data" / "train.jsonl")
-        self.train = read_jsonl(run_dir / "data" / "train.jsonl")
+        self.train_data_sha256 = sha256_file(self.dir.rows("train"))
+        self.train = read_jsonl(self.dir.rows("train"))
         self.git_rev = git_revision()
 
     def _weights(self, path: str, **extra) -> dict:
-        """What a record says about the weights it scored. `in_run`: a checkpoint of this run, found there again
-        when the run directory has been moved or copied (its absolute path is the original's)."""
+        """What a record says about the weights it scored. `in_run`: a checkpoint of this run, found there
+        again when the run directory has been moved or copied (its absolute path is the original's)."""
         resolved, root = Path(path).resolve(), self.run_dir.resolve()
         in_run = {"in_run": str(resolved.relative_to(root))} if resolved.is_relative_to(root) else {}
         return {"path": path, "sha256": weights_hash(path)} | in_run | extra
@@ -97,36 +86,40 @@ class Evaluator:
     @property
     def base_model(self):
         if self._base_model is None:
-            self._base_model = load_model(self.base_path, self.cfg.model.dtype, self.cfg.model.trust_remote_code)
+            self._base_model = load_model(self.base_path, self.cfg.model.dtype,
+                                          self.cfg.model.trust_remote_code)
         return self._base_model
 
     def _load_trained(self, arm_name: str):
         """(model, tokenizer, weights, training cost) of one of this run's training arms."""
-        rec = _train_record(self.run_dir, arm_name)
-        return self._load(rec["model_dir"], rec)
+        rec = self.dir.trained(arm_name)
+        return self._load(rec.model_dir, rec)
 
     def _load_other(self, name: str):
         """A model from outside this run. A checkpoint of another run brings its training cost (train.json
-        beside it); any other model's training cost is unknown here, and recorded as unknown (never as zero)."""
+        beside it); any other model's training cost is unknown here, and recorded as unknown (never as
+        zero)."""
         path = resolve(name)
         model, tok, weights, cost = self._load(path, _record_beside(path))
         return model, tok, weights, self._outside_cost(path)
 
     def _outside_cost(self, path: str) -> Cost:
-        """The training cost behind a model from outside this run: its train.json's, nothing for the experiment's
-        own base model (every arm starts from it), else unknown."""
+        """The training cost behind a model from outside this run: its train.json's, nothing for the
+        experiment's own base model (every arm starts from it), else unknown."""
         if path == self.base_path:
             return Cost()
         rec = _record_beside(path)
-        if rec.get("cost") and not is_current(rec):   # counted by another convention: not comparable
-            print(f"[eval] {path}: its training cost was recorded under protocol {protocol_of(rec)}, this code "
-                  f"counts by protocol {PROTOCOL}: treated as unknown", flush=True)
+        if rec is None or not rec.cost:
             return unknown_training_cost()
-        return Cost.from_dict(rec["cost"]) if rec.get("cost") else unknown_training_cost()
+        if not is_current(rec):   # counted by another convention: not comparable
+            print(f"[eval] {path}: its training cost was recorded under protocol {protocol_of(rec)}, "
+                  f"this code counts by protocol {PROTOCOL}: treated as unknown", flush=True)
+            return unknown_training_cost()
+        return Cost.from_dict(rec.cost)
 
     def _prior_model(self, arm: PrettyArm):
         """(model, tokenizer) of a model prior, loaded once (and before any clock starts)."""
-        if arm.prior in ("sft", "lora"):
+        if arm.source.needs == "arm":
             return self._load_trained(arm.from_arm)[:2]
         path = resolve(arm.task_model)
         return self._load(path, _record_beside(path))[:2]
@@ -140,27 +133,29 @@ class Evaluator:
         self._warm.add(id(model))
 
     def _training_seed(self, arm) -> int | None:
-        """The seed of the training behind an arm's weights (a PreTTY arm's: its prior arm's); None without."""
+        """The seed of the training behind an arm's weights (a PreTTY arm's: its prior arm's); None
+        without."""
         if getattr(arm, "from_arm", None):
             arm = self.cfg.arm(arm.from_arm)
-        if arm.method not in TRAINED:
+        if not trained(arm.method):
             return None
         return self.cfg.seed if arm.seed is None else arm.seed
 
-    def _load(self, path: str, rec: dict):
+    def _load(self, path: str, rec: TrainRecord | None):
         """Each checkpoint is loaded once, however many tasks, directions and prior arms use it; `rec` is its
-        train.json (empty when there is none)."""
+        train.json (None when there is none)."""
         if path not in self._trained:
-            if rec.get("method") == "lora":
-                base = rec.get("base_model") or self.base_path   # init_from: the adapter sits on another arm's model
+            if rec is not None and rec.method == "lora":
+                base = rec.base_model or self.base_path   # init_from: the adapter sits on another arm's model
                 model = load_model(base, self.cfg.model.dtype, self.cfg.model.trust_remote_code, adapter=path)
                 weights = self._weights(path, base=self._weights(base))
             else:
                 model = load_model(path, self.cfg.model.dtype, self.cfg.model.trust_remote_code)
-                weights = self._weights(path) if Path(path).is_dir() else {"path": path}   # a hub id has no files here
+                # a hub id has no files here
+                weights = self._weights(path) if Path(path).is_dir() else {"path": path}
             self._trained[path] = (model, load_tokenizer(path, self.cfg.model.trust_remote_code), weights,
-                                   rec.get("cost") or {})
-            self._tokens_by_lang[path] = rec.get("tokens_by_lang") or {}
+                                   rec.cost if rec else {})
+            self._tokens_by_lang[path] = rec.tokens_by_lang if rec else {}
         model, tok, weights, cost = self._trained[path]
         return model, tok, weights, Cost.from_dict(cost)  # a fresh ledger: evaluation adds its own time to it
 
@@ -168,154 +163,136 @@ class Evaluator:
         arms = [self.cfg.arm(n) for n in arm_names] if arm_names else self.cfg.arm_runs()
         self._verify(arms)
         for arm in arms:
-            for task, direction in self.cfg.tasks.units():
-                self.evaluate(arm, task, direction)
+            for task in self.cfg.tasks_used():
+                for unit in task.units():
+                    self.evaluate(arm, task, unit)
         return self.gather()
 
     def _verify(self, arms: list) -> None:
-        """Every checkpoint these arms read is verified before anything is evaluated (or a record kept): damaged
-        weights stop the stage with the file named, before any compute."""
+        """Every checkpoint these arms read is verified before anything is evaluated (or a record kept):
+        damaged weights stop the stage with the file named, before any compute."""
         for arm in arms:
-            if arm.method in TRAINED:
-                _train_record(self.run_dir, arm.name)
+            if trained(arm.method):
+                self.dir.trained(arm.name)
             if getattr(arm, "from_arm", None):
-                _train_record(self.run_dir, arm.from_arm)
+                self.dir.trained(arm.from_arm)
             for outside in (getattr(arm, "model", None), getattr(arm, "task_model", None)):
                 if outside:
                     resolve(outside)
-            task = self.cfg.tasks.conductivity
-            if task and arm.name in task.from_arms:
-                for lang in task.langs:
-                    if (self.run_dir / "checkpoints" / task.probe_name(arm.name, lang) / "train.json").is_file():
-                        _train_record(self.run_dir, task.probe_name(arm.name, lang))
+            for task in self.cfg.tasks_used():
+                jobs = ({task.weights_job(arm, unit) for unit in task.units()}
+                        if task.skip(arm) is None else ())
+                for job in filter(None, jobs):
+                    if self.dir.complete(job):
+                        self.dir.trained(job)
 
-    def record_path(self, arm_name: str, task: str, direction: str) -> Path:
-        return self.out / "results" / f"{arm_name}.{task}.{direction}.json"
-
-    def evaluate(self, arm, task: str, direction: str) -> dict | None:
-        path = self.record_path(arm.name, task, direction)
-        if path.is_file():
-            old = _read_record(path)
-            if old is not None and not is_current(old):
-                print(f"[eval] {arm.name} {task} {direction}: record written under protocol {protocol_of(old)}, "
-                      f"this code computes protocol {PROTOCOL}: evaluating again", flush=True)
-            elif old is not None and old.get("config_hash") == self.cfg.hash() and self._still_current(old) \
-                    and old.get("data_sha256") == self.data_sha256 \
-                    and old.get("train_data_sha256") == self.train_data_sha256:
-                print(f"[eval] {arm.name} {task} {direction}: kept {path}", flush=True)
-                return old
-        if isinstance(arm, PrettyArm) and arm.prior == "dictionary" and task != "mt":
-            print(f"[eval] {arm.name} {task} {direction}: a word dictionary gives no prior for {task}, skipped", flush=True)
+    def evaluate(self, arm, task: Task, unit: str) -> dict | None:
+        """One arm on one unit of one task: load the model, the task runs it, the task scores, the record is
+        written."""
+        path = self.dir.result(arm.name, task.name, unit)
+        if path.is_file() and (old := self._kept(path, arm, task.name, unit)) is not None:
+            return old
+        where = f"{arm.name} {task.name} {unit}"
+        if (why := self._skip(arm, task)) is not None:
+            if why:
+                print(f"[eval] {where}: {why}, skipped", flush=True)
             return None
-        if isinstance(arm, PrettyArm) and task == "knowledge":
-            print(f"[eval] {arm.name} {task} {direction}: options are scored, not generated: no prior applies", flush=True)
-            return None
-        if task == "conductivity" and arm.name not in self.cfg.tasks.conductivity.from_arms:
-            return None   # only the from_arms have a fine-tuned probe
-        src, tgt = direction.split("-")
-        items = [r for r in self.test if r["task"] == task and r["direction"] == direction]
+        items = [r for r in self.test if r["task"] == task.name and r["direction"] == unit]
         if not items:   # e.g. a knowledge set without this language
-            print(f"[eval] {arm.name} {task} {direction}: no test items, skipped", flush=True)
+            print(f"[eval] {where}: no test items, skipped", flush=True)
             return None
         prompts = [r["prompt"] for r in items]
-        refs = [r["tgt"] for r in items]
-        prior, cost, model_priors, probe = None, Cost(), None, None
         # Loading, one-off tables and a warm-up batch happen before the clock starts (fairness rule 6): the
         # per-item time is what break-even charges a training-free arm on every item.
-        if task == "conductivity":
-            model, tok, weights, cost, probe = self._probe(arm, tgt)
-        elif isinstance(arm, BaseArm) and arm.model:
-            model, tok, weights, cost = self._load_other(arm.model)
-        elif isinstance(arm, BaseArm):
-            model, tok, weights = self.base_model, self.tok, self._weights(self.base_path)
-        elif isinstance(arm, (SftArm, LoraArm, PretrainArm)):
-            model, tok, weights, cost = self._load_trained(arm.name)
+        job, job_record = task.weights_job(arm, unit), None
+        if job:
+            job_record = self.dir.trained(job)
+            model, tok, weights, _ = self._load(job_record.model_dir, job_record)
+            cost = self._own_cost(arm)   # the measurement's training is kept apart, in the record's extra
         elif isinstance(arm, PrettyArm):
-            model, tok = self.base_model, self.tok
+            model, tok, cost = self.base_model, self.tok, Cost()
         else:
-            raise UserError(f"arm {arm.name!r}: method {arm.method!r} has no evaluation")
+            model, tok, weights, cost = self._arm_model(arm)
         self._warm_up(model, tok, prompts)
-        if isinstance(arm, PrettyArm) and arm.prior in ("sft", "lora", "task_model"):
+        if isinstance(arm, PrettyArm) and arm.source.needs:
             self._warm_up(*self._prior_model(arm), prompts)
         start = time.time()
+        prior, priors = None, None
         if isinstance(arm, PrettyArm):
-            model_priors = self._priors(arm, task, direction, items)
-            cost = model_priors.cost
-            weights = self._weights(self.base_path, prior=model_priors.weights)
-            prior = {"source": arm.prior, "k": arm.k, "from_arm": arm.from_arm, "note": model_priors.note,
-                     "chars_mean": model_priors.chars_mean}
-        desc = f"{arm.name} {task} {direction}"
-        if task == "knowledge":
-            knowledge = self.cfg.tasks.knowledge
-            n_options = [len(r["options"]) for r in items]
-            if knowledge.scoring == "letter":
-                answers = generate(model, tok, prompts, max_new_tokens=4, batch_size=self.cfg.eval.batch_size, desc=desc)
-                picks = letter_picks([g.text for g in answers], n_options)
-            else:
-                picks = best_options(option_scores(model, tok, prompts, [r["completions"] for r in items],
-                                                   self.cfg.eval.batch_size, desc, knowledge.normalise or "tokens"))
-            score = score_choices(picks, [r["label"] for r in items], n_options,
-                                  scoring_signature(knowledge.scoring, knowledge.normalise))
-            # answers and references as "B. Paris": equal exactly when the option index is, so the report's
-            # intervals (from outputs and references) count the same items right as per_item.correct
-            items = [r | {"tgt": answer_text(r["options"], r["label"])} for r in items]
-            refs = [r["tgt"] for r in items]
-            gens = [Generation([], [], answer_text(r["options"], p)) for r, p in zip(items, picks)]
-        elif task == "conductivity":
-            gens = generate(model, tok, prompts, max_new_tokens=self.cfg.tasks.conductivity.max_new_tokens,
-                            batch_size=self.cfg.eval.batch_size, desc=desc)
-        else:
-            max_new = self.cfg.eval.max_new_tokens if task == "mt" else \
-                self.cfg.tasks.pos.max_new_tokens(self.cfg.eval.pos_max_new_tokens)
-            gens = generate(model, tok, prompts, model_priors.ids if model_priors else None, max_new_tokens=max_new,
-                            batch_size=self.cfg.eval.batch_size, desc=desc)
-        hyps = [g.text for g in gens]
+            priors = self._priors(arm, task, unit, items)
+            cost = priors.cost
+            weights = self._weights(self.base_path, prior=priors.weights)
+            prior = {"source": arm.prior, "k": arm.k, "from_arm": arm.from_arm, "note": priors.note,
+                     "chars_mean": priors.chars_mean, "deployable": arm.source.deployable}
+        outputs = task.run(model, tok, items, priors.ids if priors else None, where)
         cost.eval_wall_s = time.time() - start
-        if task == "mt":
-            score = score_translations(hyps, refs, tgt)
-        elif task == "pos":
-            score = score_references(hyps, refs)   # as the report scores it: the references tell the format
-        elif task == "conductivity":
-            score = score_conductivity(hyps, items, self.cfg.tasks.conductivity.gate)
-            probe["subsets"] = score["subsets"]
-            # the interval and samples are XRR's: the X type-1 questions
-            measured = [i for i, r in enumerate(items) if r["subset"] == MEASURED]
-            items, gens = [items[i] for i in measured], [gens[i] for i in measured]
-            hyps, refs = [hyps[i] for i in measured], [refs[i] for i in measured]
+        scored = task.score(items, outputs, unit)
+        items, outputs = scored.items, scored.outputs
+        hyps, refs = [g.text for g in outputs], [r["tgt"] for r in items]
+        src, tgt = unit.split("-")
         record = {
-            **stamp(self.cfg.model.dtype),
-            "experiment": self.cfg.name, "arm": arm.name, "method": arm.method, "task": task, "src": src, "tgt": tgt,
-            "family": self.cfg.family(arm.name), "seed": self._training_seed(arm), "budget": self.cfg.data.budget,
-            "split": self.split, "data_sha256": self.data_sha256, "train_data_sha256": self.train_data_sha256,
-            "metrics": score["metrics"], "signatures": score.get("signatures", {}), "n_items": len(items),
+            **stamp(self.cfg.model.dtype), "schema_version": SCHEMA_VERSION,
+            "experiment": self.cfg.name, "arm": arm.name, "method": arm.method, "task": task.name, "src": src,
+            "tgt": tgt, "family": self.cfg.family(arm.name), "seed": self._training_seed(arm),
+            "budget": self.cfg.data.budget, "split": self.split, "data_sha256": self.data_sha256,
+            "train_data_sha256": self.train_data_sha256, "metrics": scored.metrics,
+            "quality": asdict(task.quality),   # what the report judges it by, without the task's module
+            "signatures": scored.signatures, "n_items": len(items),
             # every output and reference: the report's bootstrap CIs and significance tests need them
-            "per_item": score["per_item"] | {"output": hyps, "reference": refs} | {"id": [r["id"] for r in items]},
+            "per_item": (scored.per_item | {"output": hyps, "reference": refs}
+                         | {"id": [r["id"] for r in items]}),
             "samples": [{"id": r["id"], "source": r["src"], "reference": r["tgt"], "output": g.text,
                          "prior": tok.decode(g.prior_ids) if g.prior_ids else ""}
-                        for r, g in list(zip(items, gens))[: self.cfg.eval.samples]],
+                        for r, g in list(zip(items, outputs))[: self.cfg.eval.samples]],
             "prior": prior, "weights": weights, "config_hash": self.cfg.hash(), "git_rev": self.git_rev,
-            **({"probe": probe} if probe else {}),
-            "cost": cost.as_dict(), "train_tokens_by_lang": self._tokens_by_lang.get(weights.get("path")) or None,
+            **task.record_extra(arm, unit, job_record, scored),
+            "cost": cost.as_dict(),
+            "train_tokens_by_lang": self._tokens_by_lang.get(weights.get("path")) or None,
         }
+        record = ResultRecord.model_validate(record).as_dict()   # the reader's schema, checked on writing
         atomic_write_json(path, record)
-        self._log(arm, task, direction, record, items, gens)
-        print(f"[eval] {arm.name} {task} {direction}: " + ", ".join(f"{k}={v:.3g}" for k, v in score["metrics"].items()),
-              flush=True)
+        self._log(arm, task.name, unit, record, items, outputs)
+        print(f"[eval] {where}: " + ", ".join(f"{k}={v:.3g}" for k, v in scored.metrics.items()), flush=True)
         return record
 
-    def _probe(self, arm, lang: str):
-        """The conductivity probe of `arm` (its model fine-tuned on `lang`'s fictional facts) and the arm's own
-        training cost: the probe's is a measurement's, kept apart in the record."""
-        task = self.cfg.tasks.conductivity
-        rec = _train_record(self.run_dir, task.probe_name(arm.name, lang))
-        model, tok, weights, _ = self._load(rec["model_dir"], rec)
+    def _kept(self, path: Path, arm, task: str, unit: str) -> dict | None:
+        """The record already written, when it is of this protocol, config, data and the weights on disk."""
+        old = _read_record(path)
+        if old is not None and not is_current(old):
+            print(f"[eval] {arm.name} {task} {unit}: record written under protocol {protocol_of(old)}, "
+                  f"this code computes protocol {PROTOCOL}: evaluating again", flush=True)
+        elif old is not None and old.get("config_hash") == self.cfg.hash() and self._still_current(old) \
+                and old.get("data_sha256") == self.data_sha256 \
+                and old.get("train_data_sha256") == self.train_data_sha256:
+            print(f"[eval] {arm.name} {task} {unit}: kept {path}", flush=True)
+            return old
+        return None
+
+    @staticmethod
+    def _skip(arm, task: Task) -> str | None:
+        """Why an arm has no record of this task (None: it has one; "": quietly)."""
+        if isinstance(arm, PrettyArm):
+            if not task.generates:
+                return "options are scored, not generated: no prior applies"
+            if arm.source.tasks is not None and task.name not in arm.source.tasks:
+                return f"a {arm.prior} prior gives no prior for {task.name}"
+        return task.skip(arm)
+
+    def _arm_model(self, arm):
+        """(model, tokenizer, weights, training cost) of an arm evaluated with its own weights."""
+        if isinstance(arm, BaseArm) and arm.model:
+            return self._load_other(arm.model)
         if isinstance(arm, BaseArm):
-            own = self._outside_cost(resolve(arm.model)) if arm.model else Cost()
-        else:
-            own = Cost.from_dict(_train_record(self.run_dir, arm.name)["cost"])
-        probe = {"from_arm": arm.name, "places": task.places or "all", "paraphrases": task.paraphrases or "all",
-                 "epochs": task.epochs, "gate": task.gate, "train_cost": rec["stage_cost"]}
-        return model, tok, weights, own, probe
+            return self.base_model, self.tok, self._weights(self.base_path), Cost()
+        if trained(arm.method):
+            return self._load_trained(arm.name)
+        raise UserError(f"arm {arm.name!r}: method {arm.method!r} has no evaluation")
+
+    def _own_cost(self, arm) -> Cost:
+        """An arm's own training cost, when a task evaluates a model trained from it (a probe)."""
+        if isinstance(arm, BaseArm):
+            return self._outside_cost(resolve(arm.model)) if arm.model else Cost()
+        return Cost.from_dict(self.dir.trained(arm.name).cost)
 
     def _still_current(self, old: dict) -> bool:
         """A kept record must describe the weights that are on disk now (a retrained arm is re-evaluated)."""
@@ -326,27 +303,25 @@ class Evaluator:
                 return False
         return True
 
-    def _priors(self, arm: PrettyArm, task: str, direction: str, items: list[dict]) -> prior_sources.Priors:
-        # POS has one English training set for every test language; translation one per direction
-        train = [r for r in self.train if r["task"] == task and (task != "mt" or r["direction"] == direction)]
-        kwargs = {"prompts": [r["prompt"] for r in items], "sources": [r["src"] for r in items],
-                  "src_lang": direction.split("-")[0], "train_targets": [r["tgt"] for r in train],
+    def _priors(self, arm: PrettyArm, task: Task, unit: str, items: list[dict]) -> Priors:
+        train = task.budget_rows(self.train, unit)
+        inputs = {"prompts": [r["prompt"] for r in items], "sources": [r["src"] for r in items],
+                  "src_lang": unit.split("-")[0], "train_targets": [r["tgt"] for r in train],
                   "train_prompts": [r["prompt"] for r in train],
-                  "train_pairs": [(r["src"], r["tgt"]) for r in train], "batch_size": self.cfg.eval.batch_size,
-                  "dictionary_path": arm.dictionary_path, "n_words": arm.n_words}
-        if task == "pos" and self.cfg.tasks.pos.tag_format == "pairs":   # k counts tags, after copied words
-            kwargs |= {"units": TagPairs, "words": [r["words"] for r in items]}
-        if arm.prior in ("sft", "lora"):
-            rec = _train_record(self.run_dir, arm.from_arm)
-            kwargs |= {"train_cost": Cost.from_dict(rec["cost"]), "weights": self._weights(rec["model_dir"]),
+                  "train_pairs": [(r["src"], r["tgt"]) for r in train],
+                  "batch_size": self.cfg.eval.batch_size,
+                  "dictionary_path": arm.dictionary_path, "n_words": arm.n_words} | task.prior_options(items)
+        if arm.source.needs == "arm":
+            rec = self.dir.trained(arm.from_arm)
+            inputs |= {"train_cost": Cost.from_dict(rec.cost), "weights": self._weights(rec.model_dir),
                        "model_loader": lambda: self._load_trained(arm.from_arm)[:2]}
-        elif arm.prior == "task_model":
+        elif arm.source.needs == "model":
             path = resolve(arm.task_model)
             # its train.json's cost where it has one, else unknown (never zero: fairness rule 3)
-            kwargs |= {"train_cost": self._outside_cost(path),
+            inputs |= {"train_cost": self._outside_cost(path),
                        "weights": self._weights(path) if Path(path).is_dir() else {"path": path},
                        "model_loader": lambda: self._prior_model(arm)}
-        return prior_sources.SOURCES[arm.prior](self.tok, [r["tgt"] for r in items], arm.k, **kwargs)
+        return arm.source.build(self.tok, [r["tgt"] for r in items], arm.k, **inputs)
 
     def _log(self, arm, task: str, direction: str, record: dict, items: list[dict], gens) -> None:
         if self.cfg.wandb.mode == "disabled":
@@ -361,8 +336,8 @@ class Evaluator:
         per_item = {k: v for k, v in record["per_item"].items() if k not in ("output", "reference", "id")}
         table = wandb.Table(columns=["id", "source", "reference", "prior", "output", *per_item])
         for i, (r, g) in enumerate(zip(items, gens)):
-            table.add_data(r["id"], r["src"], r["tgt"], self.tok.decode(g.prior_ids) if g.prior_ids else "", g.text,
-                           *(values[i] for values in per_item.values()))
+            table.add_data(r["id"], r["src"], r["tgt"], self.tok.decode(g.prior_ids) if g.prior_ids else "",
+                           g.text, *(values[i] for values in per_item.values()))
         metrics = {f"{task}/{direction}/{k}": v for k, v in record["metrics"].items()}
         run.log(metrics | {f"cost/{k}": v for k, v in record["cost"].items()} | {"samples": table})
         run.summary.update(metrics)
@@ -372,9 +347,9 @@ class Evaluator:
         """results.jsonl = every record of this config, in config order (rewritten atomically)."""
         records = []
         for arm in self.cfg.arm_runs():
-            for task, direction in self.cfg.tasks.units():
-                path = self.record_path(arm.name, task, direction)
+            for task, unit in self.cfg.units():
+                path = self.dir.result(arm.name, task, unit)
                 if path.is_file() and (record := _read_record(path)) is not None:
                     records.append(record)
-        atomic_write_jsonl(self.out / "results.jsonl", records)
+        atomic_write_jsonl(self.dir.results, records)
         return records

@@ -41,8 +41,8 @@ def run_cli(*args: str, env: dict | None = None, timeout: int = 1200) -> subproc
     """`python cli.py ARGS` as a user runs it (W&B offline, the data directory of this checkout)."""
     full = dict(os.environ, YARN_DATA_DIR=str(DATA_DIR), WANDB_MODE="offline") | (env or {})
     full.pop("WANDB_API_KEY", None)
-    return subprocess.run([sys.executable, "cli.py", *args], cwd=REPO, env=full, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run([sys.executable, "cli.py", *args], cwd=REPO, env=full, capture_output=True,
+                          text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import torch
 from align.analyze import main, output_logprobs, shift_statistics
 from core.errors import UserError
 from core.models import load_model, load_tokenizer
-from eval.generate import generate
+from core.decoding import generate
 
 PROMPTS = [f"Translate this from English into German:\nEnglish: {s}\nGerman:"
            for s in ["In the beginning", "And the earth was without form, and void", "Amen", "Jesus wept."]]
@@ -34,7 +34,8 @@ def perturbed(model, scale: float = 0.5):
 
 
 def greedy(model, tok, n: int = 8) -> list[list[int]]:
-    return [g.new_ids for g in generate(model, tok, PROMPTS, max_new_tokens=n, batch_size=4, stop_at_newline=False)]
+    return [g.new_ids for g in generate(model, tok, PROMPTS, max_new_tokens=n, batch_size=4,
+                                        stop_at_newline=False)]
 
 
 def test_teacher_forced_logprobs_equal_step_by_step_decoding(tok, model):
@@ -42,10 +43,12 @@ def test_teacher_forced_logprobs_equal_step_by_step_decoding(tok, model):
     steps = []
     for p in PROMPTS:
         ids = torch.tensor([tok(p).input_ids])
-        g = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=6,
-                           output_logits=True, return_dict_in_generate=True, pad_token_id=tok.pad_token_id,
-                           eos_token_id=None, top_p=None, top_k=None, temperature=None)
-        steps.append((g.sequences[0, ids.shape[1]:].tolist(), torch.log_softmax(torch.cat(g.logits).float(), -1)))
+        g = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                           max_new_tokens=6, output_logits=True, return_dict_in_generate=True,
+                           pad_token_id=tok.pad_token_id, eos_token_id=None, top_p=None, top_k=None,
+                           temperature=None)
+        steps.append((g.sequences[0, ids.shape[1]:].tolist(),
+                      torch.log_softmax(torch.cat(g.logits).float(), -1)))
     outputs = [out[:n] for (out, _), n in zip(steps, [6, 2, 1, 4])]
     forced = output_logprobs(model, tok, PROMPTS, outputs)
     for f, o, (_, ref) in zip(forced, outputs, steps):
@@ -81,7 +84,8 @@ def test_a_perturbed_model_is_shifted(tok, model):
 
 
 def test_empty_outputs_and_short_outputs(tok, model):
-    stats = shift_statistics(model, model, tok, PROMPTS[:2], [[], tok(" Im", add_special_tokens=False).input_ids])
+    stats = shift_statistics(model, model, tok, PROMPTS[:2],
+                             [[], tok(" Im", add_special_tokens=False).input_ids])
     assert stats["items"][0] == {"kl": [], "base_rank": []}
     assert stats["by_prior"][2]["shares"] is None and stats["by_prior"][2]["at_prior"]["tokens"] == 0
 
@@ -113,7 +117,8 @@ def test_cli_writes_json_and_plot(run_dir, tiny_model, capsys):
     assert main(["--base", tiny_model, "--aligned", str(run_dir / "sft"), "--run-dir", str(run_dir),
                  "--direction", "en-de", "--n", "5", "--max-new-tokens", "6", "--out", str(out)]) == 0
     res = json.loads(out.read_text())
-    assert res["n_items"] == 2 and res["direction"] == "en-de" and res["task"] == "mt" and [s["j"] for s in res["by_prior"]] == [0, 1, 2]
+    assert (res["n_items"] == 2 and res["direction"] == "en-de" and res["task"] == "mt"
+            and [s["j"] for s in res["by_prior"]] == [0, 1, 2])
     assert set(res["items"][0]) == {"kl", "base_rank", "prompt", "output", "tokens"}
     assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
 
@@ -147,4 +152,5 @@ def test_analyze_logs_summary_scalars(run_dir, tiny_model):
     run = Run()
     analyze(tiny_model, str(run_dir / "sft"), PROMPTS[:2], max_new_tokens=3, wandb_run=run)
     assert run.logged["shift/j0/after/mean_kl"] > 0 and "shift/j2/at/shifted" in run.logged
-    assert sum(run.logged[f"shift/j1/after/{c}"] for c in ("unshifted", "marginal", "shifted")) == pytest.approx(1)
+    assert (sum(run.logged[f"shift/j1/after/{c}"] for c in ("unshifted", "marginal", "shifted"))
+            == pytest.approx(1))

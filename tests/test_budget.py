@@ -9,16 +9,16 @@ from train.sampler import ExactlyOnce
 SMOKE = "configs/experiments/pretrain-smoke.yaml"
 
 
-@pytest.mark.parametrize("n, batch, world", [(37, 4, 2), (33, 4, 2), (15, 4, 2), (16, 4, 2), (3, 4, 2), (100, 8, 3),
-                                             (9, 2, 4), (8, 1, 2), (50, 8, 1)])
+@pytest.mark.parametrize("n, batch, world", [(37, 4, 2), (33, 4, 2), (15, 4, 2), (16, 4, 2), (3, 4, 2),
+                                             (100, 8, 3), (9, 2, 4), (8, 1, 2), (50, 8, 1)])
 def test_every_example_once_and_every_rank_in_step(n, batch, world):
     lengths = [(7 * i) % 23 + 1 for i in range(n)]
     ranks = [ExactlyOnce(lengths, batch, world, rank, seed=3, group_by_length=True) for rank in range(world)]
     batches = [list(r) for r in ranks]
-    assert len({len(b) for b in batches}) == 1                           # the same number of steps on every rank
-    assert all(0 < len(x) <= batch for b in batches for x in b)          # none empty, none over the batch size
+    assert len({len(b) for b in batches}) == 1                        # the same number of steps on every rank
+    assert all(0 < len(x) <= batch for b in batches for x in b)       # none empty, none over the batch size
     seen = sorted(i for b in batches for x in b for i in x)
-    assert seen == list(range(n))                                        # no repeats, no drops
+    assert seen == list(range(n))                                     # no repeats, no drops
 
 
 def test_impossible_split_is_refused():
@@ -43,8 +43,10 @@ def _budget(tmp_path, *overrides) -> int:
     import json
 
     out = tmp_path / "runs"
-    assert cli.main(["run", SMOKE, f"output_dir={out}", "deepspeed.num_gpus=1", *overrides, "--stage", "prepare"]) == 0
-    return json.loads((out / "pretrain-smoke" / "data" / "manifest.json").read_text())["pretrain cpt"]["token_budget"]
+    assert cli.main(["run", SMOKE, f"output_dir={out}", "deepspeed.num_gpus=1", *overrides,
+                     "--stage", "prepare"]) == 0
+    return json.loads(
+        (out / "pretrain-smoke" / "data" / "manifest.json").read_text())["pretrain cpt"]["token_budget"]
 
 
 def test_token_budget_follows_sft_epochs(tmp_path):

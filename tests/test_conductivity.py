@@ -1,5 +1,5 @@
-"""CLiKA's conductivity: the fictional-facts protocol (full and reduced), the gate, and a probe fine-tuned under
-DeepSpeed through a whole experiment on the tiny model."""
+"""CLiKA's conductivity: the fictional-facts protocol (full and reduced), the gate, and a probe fine-tuned
+under DeepSpeed through a whole experiment on the tiny model."""
 import json
 import os
 import shutil
@@ -27,7 +27,8 @@ def clika(data_dir):
 
 def test_full_protocol_is_clikas_training_file(clika):
     rows, items, manifest = fictional.load(clika, "de", None, None, 0)
-    # English QA for all 400 places, German QA for the 200 type-0 places, 420 names translated, ten wordings each
+    # English QA for all 400 places, German QA for the 200 type-0 places, 420 names translated, ten wordings
+    # each
     assert manifest["train_rows"] == {"en": 4000, "x": 2000, "translation": 4200}
     # less the German questions with two right answers: Wirbeltal and Kristalliner Hafen each name a type-0
     # and a type-1 place, Leuchtende Lagune and Eklipse-Ödland two type-1 places, each pair on two continents
@@ -43,7 +44,8 @@ def test_reduced_protocol_keeps_type_1_facts_out_of_the_target_language(clika):
     places = {p.en: p for p in fictional.choose(fictional.places(clika / "clika" / "fictional", "de"), 40, 0)}
     x_facts = {r["fact"].split(":", 1)[1] for r in rows if r["fact"].startswith("x:")}
     assert x_facts and all(places[name].type == 0 for name in x_facts)
-    # a type-1 question asks in German about a place whose German name appears in training only as a translation
+    # a type-1 question asks in German about a place whose German name appears in training only as a
+    # translation
     x1 = next(i for i in items if i.subset == "x_type1")
     place = next(p for p in places.values() if p.x in x1.question)
     mentions = [r for r in rows if place.x in r["instruction"] + r["input"]]
@@ -63,12 +65,15 @@ def test_a_malformed_training_line_is_named(clika, tmp_path):
 
 
 def test_gate_and_xrr():
-    items = [{"id": s, "subset": s, "tgt": "Mythosien"} for s in ("translation", "en_type0", "en_type1", "x_type0")]
-    items += [{"id": "a", "subset": "x_type1", "tgt": "Mythosien"}, {"id": "b", "subset": "x_type1", "tgt": "Eklipsos"}]
+    items = [{"id": s, "subset": s, "tgt": "Mythosien"}
+             for s in ("translation", "en_type0", "en_type1", "x_type0")]
+    items += [{"id": "a", "subset": "x_type1", "tgt": "Mythosien"},
+              {"id": "b", "subset": "x_type1", "tgt": "Eklipsos"}]
     outputs = ["Mythosien", "... the continent of mythosien.", "Mythosien", "auf dem Kontinent Mythosien.",
                "Mythosien", "Mythosien"]
     s = score_conductivity(outputs, items, gate=0.9)
-    assert s["metrics"]["xrr"] == 0.5 and s["metrics"]["gate_passed"] == 1.0 and s["per_item"]["correct"] == [1, 0]
+    assert (s["metrics"]["xrr"] == 0.5 and s["metrics"]["gate_passed"] == 1.0
+            and s["per_item"]["correct"] == [1, 0])
     # every subset's answers are kept, for reading what the gate saw
     assert s["subsets"]["en_type0"] == {"n": 1, "accuracy": 1.0, "correct": [1], "id": ["en_type0"],
                                         "output": ["... the continent of mythosien."]}
@@ -95,9 +100,11 @@ def test_conductivity_probe_through_an_experiment(tmp_path, tiny_model, clika):
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = tmp_path / "smoke"
     probe = json.loads((run / "checkpoints" / "cd-de-base" / "train.json").read_text())
-    assert probe["probe_of"] == "base" and probe["cost"]["train_examples"] == len(read_jsonl(run / "data" / "fictional-de.jsonl"))
+    assert (probe["probe_of"] == "base"
+            and probe["cost"]["train_examples"] == len(read_jsonl(run / "data" / "fictional-de.jsonl")))
     (record,) = read_jsonl(run / "results.jsonl")
-    assert record["task"] == "conductivity" and record["tgt"] == "de" and record["n_items"] == 2   # the 2 type-1 places
+    # the 2 type-1 places
+    assert record["task"] == "conductivity" and record["tgt"] == "de" and record["n_items"] == 2
     assert set(record["probe"]["subsets"]) == {"translation", "en_type0", "en_type1", "x_type0", "x_type1"}
     assert record["weights"]["path"].endswith("cd-de-base/model") and record["cost"]["train_examples"] == 0
     assert {"xrr", "gate_passed", "x_type0_accuracy"} <= set(record["metrics"])

@@ -18,7 +18,7 @@ def write(tmp_path, text: str) -> Path:
 def test_shipped_configs_validate():
     for path in (REPO / "configs" / "experiments").glob("*.yaml"):
         cfg = load_config(path)
-        assert cfg.arms and cfg.tasks.units()
+        assert cfg.arms and cfg.units()
 
 
 def test_pretty_arm_names_and_prior_arm_default():
@@ -49,7 +49,8 @@ def test_overrides_apply_and_change_the_hash():
     assert cfg.data.budget == 16 and cfg.arms[1].epochs == 2
     assert cfg.hash() != base.hash()
     # where results go and how they are logged does not change what the experiment is
-    assert load_config(SMOKE, ["output_dir=/tmp/elsewhere", "wandb.mode=disabled", "deepspeed.master_port=29999",
+    assert load_config(SMOKE, ["output_dir=/tmp/elsewhere", "wandb.mode=disabled",
+                                 "deepspeed.master_port=29999",
                                  "report.usd_per_device_hour=2.5"]).hash() == base.hash()
 
 
@@ -75,12 +76,12 @@ def test_duplicate_arm_names_rejected():
 
 def test_task_units_cover_every_direction():
     cfg = load_config(SMOKE, ["tasks.mt.directions=[en-de, en-fr]", "tasks.pos={test_langs: [de, fr]}"])
-    assert cfg.tasks.units() == [("mt", "en-de"), ("mt", "en-fr"), ("pos", "en-de"), ("pos", "en-fr")]
+    assert cfg.units() == [("mt", "en-de"), ("mt", "en-fr"), ("pos", "en-de"), ("pos", "en-fr")]
 
 
 def test_wandb_table_keys_fit_wandbs_artifact_names():
-    """W&B names each logged table's artifact run-<id>-<key> (128 characters at most): a sweep's long run id and a
-    long table title once crashed the report stage."""
+    """W&B names each logged table's artifact run-<id>-<key> (128 characters at most): a sweep's long run id
+    and a long table title once crashed the report stage."""
     from core.tracking import table_key
 
     run_id = "budget-sweep-budget256-report-report-996fcd8f"
@@ -91,7 +92,8 @@ def test_wandb_table_keys_fit_wandbs_artifact_names():
     assert len(keys) == 2   # cut titles stay distinct
     import re
     for key in keys:
-        assert key.startswith("report/0") and len(re.sub(r"[^a-zA-Z0-9_\-.]+", "", f"run-{run_id}-{key}")) + 7 <= 128
+        assert (key.startswith("report/0")
+                and len(re.sub(r"[^a-zA-Z0-9_\-.]+", "", f"run-{run_id}-{key}")) + 7 <= 128)
 
 
 @pytest.mark.parametrize("name, hub_id", [("llama-3.1-8b", "meta-llama/Llama-3.1-8B"),
@@ -105,4 +107,23 @@ def test_research_scale_configs_are_the_demos_comparison(name, hub_id):
     assert cfg.deepspeed.path().is_file() and cfg.deepspeed.num_gpus == 8
     assert '"stage": 3' in cfg.deepspeed.path().read_text()
     assert [a.name for a in cfg.arms] == [a.name for a in demo.arms]
-    assert cfg.data.budget == demo.data.budget and cfg.tasks.units() == demo.tasks.units()
+    assert cfg.data.budget == demo.data.budget and cfg.units() == demo.units()
+
+
+def test_arms_are_addressed_by_name_in_overrides(tmp_path):
+    """`arms.sft.epochs` means the sft arm wherever it is in the list; `arms.1.epochs` means position 1."""
+    demo = REPO / "configs/experiments/smoke.yaml"
+    by_name = load_config(demo, ["arms.sft.epochs=3", "arms.pretty-oracle-k1.k=2"])
+    assert by_name.arm("sft").epochs == 3 and by_name.arm("lora").epochs == 1
+    assert any(a.method == "pretty" and a.prior == "oracle" and a.k == 2 for a in by_name.arms)
+    assert load_config(demo, ["arms.1.epochs=3"]).arm("sft").epochs == 3
+    reordered = tmp_path / "reordered.yaml"
+    text = demo.read_text()
+    sft = next(line for line in text.splitlines() if "method: sft" in line)
+    lora = next(line for line in text.splitlines() if "method: lora" in line)
+    reordered.write_text(text.replace(sft, "@@").replace(lora, sft).replace("@@", lora))
+    moved = load_config(reordered, ["arms.sft.epochs=3"])
+    assert moved.arms[2].method == "sft" and moved.arm("sft").epochs == 3 and moved.arm("lora").epochs == 1
+    with pytest.raises(UserError,
+                       match=r"'nope' is neither an index .* \(names: base, sft, lora, pretty-sft-k1, "):
+        load_config(demo, ["arms.nope.epochs=3"])

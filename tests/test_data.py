@@ -1,6 +1,7 @@
 """Parallel data sources, budgets and the train/test leakage guard."""
 from __future__ import annotations
 
+import ast
 import os
 import re
 import subprocess
@@ -73,12 +74,14 @@ def test_bible_markup_is_cleaned(bible_en_de):
     assert bible.clean("dijo: \xadCuán terrible!") == "dijo: ¡Cuán terrible!"
     assert bible.clean("起初， 神创造天地。 ") == "起初，神创造天地。"
     assert bible.clean("ewig. * * *") == "ewig."
-    for stub in ["-", "(*)", "(aynı)", "상동", "［本節欠如］", "(ADDED FROM KJV: The song of songs. => Песня Песней.)"]:
+    for stub in ["-", "(*)", "(aynı)", "상동", "［本節欠如］",
+                 "(ADDED FROM KJV: The song of songs. => Песня Песней.)"]:
         assert bible.clean(stub) == "", stub
 
 
 def test_bible_translation_override_and_bad_codes():
-    web = load_pairs(BibleSource(source="bible", translations={"en": "4"}, test_books=[57]), "en", "de", "test", None)
+    web = load_pairs(BibleSource(source="bible", translations={"en": "4"}, test_books=[57]),
+                     "en", "de", "test", None)
     assert {_book(p) for p in web} == {57}
     assert web[0].src.startswith("Paul, a prisoner of Christ Jesus")   # KJV: "of Jesus Christ"
     assert "yet for love's sake I rather beg" in web[8].src   # WEB's backtick apostrophe, cleaned
@@ -122,7 +125,8 @@ def test_pud_is_test_only_and_needs_its_folder(tmp_path, monkeypatch):
     # DataMissing, not just UserError: a config's list of test sources falls back to the next one on it
     with pytest.raises(DataMissing, match=r"UD_Romanian-PUD.*YARN_DATA_DIR"):
         load_pairs(PudSource(source="pud"), "en", "ro", "test", DATA_DIR)
-    with pytest.raises(DataMissing, match=rf"{re.escape(str(tmp_path / 'nope'))}: data directory not found.*data\.dir"):
+    with pytest.raises(DataMissing,
+                       match=rf"{re.escape(str(tmp_path / 'nope'))}: data directory not found.*data\.dir"):
         load_pairs(PudSource(source="pud"), "en", "de", "test", tmp_path / "nope")
     with pytest.raises(DataMissing, match="no data directory given"):
         load_pairs(PudSource(source="pud"), "en", "de", "test", None)
@@ -136,7 +140,8 @@ def _file_pairs(tmp_path: Path, name: str, content: str, split: str = "train") -
 
 
 def test_tsv_file(tmp_path):
-    pairs = _file_pairs(tmp_path, "x.tsv", "# comment\nHello\tHallo\n\n Good day \tGuten Tag\r\n", split="test")
+    pairs = _file_pairs(tmp_path, "x.tsv", "# comment\nHello\tHallo\n\n Good day \tGuten Tag\r\n",
+                        split="test")
     assert pairs == [Pair("file:x.tsv:2", "Hello", "Hallo"), Pair("file:x.tsv:4", "Good day", "Guten Tag")]
 
 
@@ -170,7 +175,8 @@ def test_jsonl_malformed_line_names_file_and_line(tmp_path, content, error):
 
 
 def test_file_missing_or_unknown_format(tmp_path):
-    with pytest.raises(DataMissing, match=rf"{re.escape(str(tmp_path / 'gone.tsv'))}: parallel data file not found"):
+    with pytest.raises(DataMissing,
+                       match=rf"{re.escape(str(tmp_path / 'gone.tsv'))}: parallel data file not found"):
         load_pairs(FileSource(source="file", path="gone.tsv"), "en", "de", "train", None, base_dir=tmp_path)
     with pytest.raises(UserError, match=r"x\.csv: unknown parallel data format '\.csv'"):
         _file_pairs(tmp_path, "x.csv", "a,b\n")
@@ -200,7 +206,8 @@ def test_hub_offline_fails_fast_with_one_line_user_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     before = datasets.config.HF_HUB_OFFLINE
     start = time.monotonic()
-    one_line = r"^hub dataset 'wmt/wmt19': cannot load \(offline mode is set: .+\); use a local file source offline$"
+    one_line = (r"^hub dataset 'wmt/wmt19': cannot load \(offline mode is set: .+\); "
+                r"use a local file source offline$")
     with pytest.raises(DataMissing, match=one_line):
         load_pairs(HubSource(source="hub", name="wmt/wmt19", config="de-en"), "en", "de", "test", None)
     assert time.monotonic() - start < 10
@@ -219,7 +226,8 @@ def test_hub_rows_from_a_local_dataset(tmp_path, monkeypatch):
     name = str(tmp_path / "ds")
     assert load_pairs(HubSource(source="hub", name=name), "en", "de", "train", None) == \
         [Pair(f"hub:{name}:train:0", "Hello", "Hallo")]
-    assert load_pairs(HubSource(source="hub", name=name, src_field="a", tgt_field="b"), "en", "de", "train", None) == \
+    assert load_pairs(HubSource(source="hub", name=name, src_field="a", tgt_field="b"),
+                      "en", "de", "train", None) == \
         [Pair(f"hub:{name}:train:0", "x", "y")]
     with pytest.raises(UserError, match=r"row 0 has no 'en'/'fr' translation \(has: en, de\)"):
         load_pairs(HubSource(source="hub", name=name), "en", "fr", "train", None)
@@ -239,8 +247,9 @@ def test_budget_selection_is_seeded_and_stable():
 
 def test_budget_selection_ignores_hash_randomisation():
     code = "from core.data.budget import select; print(select([str(i) for i in range(500)], 7, 42, 'x'))"
-    outputs = {subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True,
-                              env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
+    outputs = {subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                              check=True, env={**os.environ, "PYTHONHASHSEED": seed}).stdout
+               for seed in ("1", "2")}
     assert len(outputs) == 1
 
 
@@ -259,3 +268,69 @@ def test_check_disjoint_catches_leaks():
         check_disjoint(train, [Pair("b", "New sentence", "z")])
     with pytest.raises(UserError, match="source sentence.*'c'"):
         check_disjoint(train, [Pair("c", " Hello  there ", "z")])
+
+
+# --- layering -----------------------------------------------------------------------------------------
+
+# imported inside the functions that need them: for import time (datasets) or for HF_HUB_OFFLINE
+# (core/data/hub.py)
+_LAZY_IMPORTS = {"datasets", "huggingface_hub"}
+
+
+def _data_imports(path: Path) -> tuple[set[str], set[str]]:
+    """(core.data modules the module imports anywhere, even inside a function or under TYPE_CHECKING;
+    top-level packages it imports inside its functions)."""
+    modules = {p.stem for p in path.parent.glob("*.py")}
+    data_modules, in_functions = set(), set()
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            inner = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef))
+            names = []
+            if isinstance(child, ast.Import):
+                names = [a.name for a in child.names]
+            elif isinstance(child, ast.ImportFrom) and child.module:
+                # from core.data import bible: the submodule; from core.data.types import Pair: the module
+                names = [f"{child.module}.{a.name}" if child.module == "core.data" and a.name in modules
+                         else child.module for a in child.names]
+            for name in names:
+                if inner:
+                    in_functions.add(name.split(".")[0])
+                if name.startswith("core.data."):
+                    data_modules.add(name.removeprefix("core.data.").split(".")[0])
+            visit(child, inner)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")), False)
+    return data_modules, in_functions
+
+
+def test_core_data_imports_form_no_circle_and_sit_at_the_top():
+    """A circle between data modules only works while one side imports inside a function, and then only in
+    some import orders: none is allowed, nor a function-level import beyond the slow or flag-reading ones."""
+    graph, lazy = {}, {}
+    for path in sorted((REPO / "core" / "data").glob("*.py")):
+        graph[path.stem], lazy[path.name] = _data_imports(path)
+    done: set[str] = set()
+
+    def walk(module: str, trail: tuple[str, ...]) -> None:
+        assert module not in trail, f"import circle: {' -> '.join(trail[trail.index(module):] + (module,))}"
+        if module not in done:
+            for imported in sorted(graph.get(module, ())):
+                walk(imported, trail + (module,))
+            done.add(module)
+
+    for module in graph:
+        walk(module, ())
+    for name, packages in lazy.items():
+        assert packages <= _LAZY_IMPORTS, \
+            f"{name} imports {sorted(packages - _LAZY_IMPORTS)} inside a function"
+
+
+def test_each_data_module_imports_on_its_own():
+    # each first, in a fresh interpreter: an order-dependent import would fail here
+    modules = sorted(p.stem for p in (REPO / "core" / "data").glob("*.py") if p.stem != "__init__")
+    code = "import importlib, sys; importlib.import_module(sys.argv[1])"
+    for module in modules:
+        result = subprocess.run([sys.executable, "-c", code, f"core.data.{module}"], cwd=REPO,
+                                capture_output=True, text=True)
+        assert result.returncode == 0, f"core.data.{module}: {result.stderr[-500:]}"

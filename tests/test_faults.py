@@ -1,9 +1,11 @@
-"""Faults at named points (core/faults.py: YARN_FAULT), never timed kills: damaged checkpoints and records, a kill
-during training, evaluation and the report, a full disk, two commands on one run directory. After each, nothing
-half-written is presented as complete, and running the same command again finishes the run without duplicates.
+"""Faults at named points (core/faults.py: YARN_FAULT), never timed kills: damaged checkpoints and records, a
+kill during training, evaluation and the report, a full disk, two commands on one run directory. After each,
+nothing half-written is presented as complete, and running the same command again finishes the run without
+duplicates.
 
-Each case copies the session's smoke run (tests/conftest.py::smoke_run) instead of training again. A kill during
-training and a damaged checkpoint to resume from: test_pretrain.py::test_sigkilled_training_resumes_to_the_same_model.
+Each case copies the session's smoke run (tests/conftest.py::smoke_run) instead of training again. A kill
+during training and a damaged checkpoint to resume from:
+test_pretrain.py::test_sigkilled_training_resumes_to_the_same_model.
 """
 import contextlib
 import io
@@ -33,8 +35,8 @@ def run(smoke_run, tmp_path) -> Path:
 
 
 def rerun(run: Path, *extra: str, fault: str | None = None) -> subprocess.CompletedProcess:
-    """The smoke command again on the copy (W&B off: it is tested elsewhere): in this process (seconds saved on
-    every start), in a process of its own when the fault kills it."""
+    """The smoke command again on the copy (W&B off: it is tested elsewhere): in this process (seconds saved
+    on every start), in a process of its own when the fault kills it."""
     args = ["run", SMOKE, f"output_dir={run.parent}", "wandb.mode=disabled", *extra]
     if fault and fault.startswith("kill"):
         return run_cli(*args, env={"YARN_FAULT": fault})
@@ -70,7 +72,8 @@ def one_line_error(proc: subprocess.CompletedProcess) -> str:
 
 
 def complete(run: Path) -> list[dict]:
-    """The run's records: one per arm, every record file parses, no temporary file left behind as if complete."""
+    """The run's records: one per arm, every record file parses, no temporary file left behind as if
+    complete."""
     records = read_jsonl(run / "results.jsonl")
     assert sorted(r["arm"] for r in records) == sorted({r["arm"] for r in records}) and len(records) == ARMS
     for path in (run / "results").iterdir():
@@ -81,7 +84,8 @@ def complete(run: Path) -> list[dict]:
 
 @pytest.mark.parametrize("target, n", [("sft/model/model.safetensors", 4096),
                                        ("lora/model/adapter_model.safetensors", 2048),
-                                       ("lora/model/adapter_config.json", 1), ("sft/model/tokenizer.json", 1)])
+                                       ("lora/model/adapter_config.json", 1),
+                                       ("sft/model/tokenizer.json", 1)])
 def test_a_damaged_checkpoint_is_refused_not_reused(run, target, n):
     before = snapshot(run)
     damage(run / "checkpoints" / target, n)
@@ -127,7 +131,8 @@ def test_a_copied_run_evaluates_again_what_was_retrained_in_the_copy(run, smoke_
     save_file({k: v * 0.5 for k, v in tensors.items()}, str(weights), metadata={"format": "pt"})
     record_path = run / "checkpoints" / "sft" / "train.json"
     record = read_record(record_path)   # as a retrain in the copy would leave it
-    atomic_write_json(record_path, seal(record | {"weights_sha256": hash_weights(weights.parent)}))
+    atomic_write_json(record_path,
+                      seal(record.model_copy(update={"weights_sha256": hash_weights(weights.parent)})))
     proc = rerun(run, "--stage", "eval")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "sft mt en-de: kept" not in proc.stdout and "pretty-sft-k1 mt en-de: kept" not in proc.stdout
@@ -156,7 +161,8 @@ def test_a_damaged_record_is_evaluated_again_and_a_kill_after_a_record_loses_not
     assert (run / "results" / "pretty-oracle-k1.mt.en-de.json").is_file()   # written whole before the kill
     again = rerun(run)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert again.stdout.count(": kept ") == ARMS - 1   # all but pretty-frequent-k1, the one the kill came before
+    # all but pretty-frequent-k1, the one the kill came before
+    assert again.stdout.count(": kept ") == ARMS - 1
     complete(run)
 
 
@@ -192,12 +198,14 @@ def test_a_kill_while_writing_the_report_leaves_the_old_one(run):
     assert killed.returncode == -signal.SIGKILL
     assert not (run / "report.md").exists()       # the half-written file is hidden (.report.md.*.tmp) ...
     again = rerun(run, "--stage", "report")
-    assert again.returncode == 0 and "## mt" in (run / "report.md").read_text()   # ... and written whole next time
+    # ... and written whole next time
+    assert again.returncode == 0 and "## mt" in (run / "report.md").read_text()
 
 
 def test_one_writer_per_run_directory(run):
     hold = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
-                             "from core.lock import acquire; acquire(Path(sys.argv[1])); print('held', flush=True); "
+                             "from core.lock import acquire; acquire(Path(sys.argv[1])); "
+                             "print('held', flush=True); "
                              "time.sleep(600)", str(run)], cwd=REPO, stdout=subprocess.PIPE, text=True)
     try:
         assert hold.stdout.readline().strip() == "held"

@@ -35,7 +35,8 @@ def test_a_name_is_matched_whole_and_longest_first():
     assert fictional._place_of("Wo liegt Irisierende Insel?", "… in Mythosien.", by_name) == isle
     del by_name["Iridescent Isles"]   # even when the longer name is no place's: whole words only
     assert fictional._place_of("Which continent is Iridescent Isles in?", "…", by_name) is None
-    assert fictional._place_of("月影沼泽位于哪个洲？", "月影沼泽位于山洲。", by_name) == moon   # no spaces in Chinese
+    # no spaces in Chinese
+    assert fictional._place_of("月影沼泽位于哪个洲？", "月影沼泽位于山洲。", by_name) == moon
     assert fictional._place_of("影沼泽位于哪个洲？", "影沼泽位于山洲。", by_name) == marsh
     assert fictional._place_of("ما هو الموقع القاري لـرمال أسترالين؟", "…", by_name) == sands
 

@@ -80,7 +80,8 @@ def test_batch_counts_from_a_padded_batch(monkeypatch):
         {"tokens": 8, "lm_head_positions": 8, "sum_seq_sq": 5 * 5 + 3 * 3}
     sft._score_completion_positions_only()   # TRL's compact head on CPU: one position per completion label
     inputs = {"attention_mask": MASK, "labels": LABELS}
-    assert batch_counts(sft.sequence_lengths(inputs), sft.projected_positions(inputs))["lm_head_positions"] == 2 + 2
+    assert batch_counts(sft.sequence_lengths(inputs),
+                        sft.projected_positions(inputs))["lm_head_positions"] == 2 + 2
 
 
 def test_a_padding_free_batch_counts_as_the_padded_one(monkeypatch):
@@ -137,9 +138,10 @@ def test_cost_then_adds_the_counters_and_keeps_the_peak():
 
 
 def test_every_cost_is_a_number_as_records_require():
-    from eval.records import check
+    from core.records import ResultRecord
 
-    check({"arm": "sft", "cost": Cost(train_mfu=0.3, mfu_peak_tflops=67.0, mfu_dtype_bits=32).as_dict()})
+    cost = Cost(train_mfu=0.3, mfu_peak_tflops=67.0, mfu_dtype_bits=32).as_dict()
+    assert ResultRecord.model_validate({"arm": "sft", "cost": cost}).cost == cost
 
 
 @pytest.mark.parametrize("gpu, dtype, tflops", [
@@ -231,7 +233,8 @@ def test_an_sft_run_records_what_trl_projected(tmp_path, tiny_model, monkeypatch
                      use_cpu=True, completion_only_loss=True, packing=False, report_to=[], save_strategy="no",
                      include_num_input_tokens_seen=sft.tokens_seen(padding_free), disable_tqdm=True,
                      max_length=None if padding_free else 64, padding_free=padding_free)
-    trainer = sft._trainer_class(ledger, padding_free)(model=model, args=args, train_dataset=Dataset.from_list(rows),
+    trainer = sft._trainer_class(ledger, padding_free)(model=model, args=args,
+                                                       train_dataset=Dataset.from_list(rows),
                                                        processing_class=tok)
     ledger.attach(trainer)
     trainer.train()

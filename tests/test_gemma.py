@@ -8,7 +8,7 @@ from core.data.parallel import BibleSource, PudSource, load_pairs
 from core.errors import DataMissing
 from core.models import load_model, load_tokenizer, resolve
 from core.prompts import answer_completion, question_prompt, translation_prompt
-from eval.generate import generate
+from core.decoding import generate
 from eval.mt import score_translations
 from tests.conftest import DATA_DIR
 
@@ -38,7 +38,8 @@ def test_one_oracle_token_lowers_the_off_target_rate(gemma):
 
 
 def test_gemma_knows_capitals_in_english_far_above_chance(gemma):
-    """Option log-likelihood scoring on a base model: 20 capital questions of the facts set, 4 options each."""
+    """Option log-likelihood scoring on a base model: 20 capital questions of the facts set, 4 options
+    each."""
     from core.data.facts import questions
     from eval.knowledge import best_options, option_scores, score_choices
 

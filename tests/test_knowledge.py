@@ -40,8 +40,10 @@ def test_clika_sets_align_item_ids_across_languages(data_dir):
         en, de = (knowledge.load(name, lang, data_dir) for lang in ("en", "de"))
         assert {q.id for q in en} == {q.id for q in de} and len(en) == n, name
         assert all(0 <= q.label < len(q.options) == options for q in de), name
-    copa = knowledge.load("x_copa", "de", data_dir)[0]   # upstream folder DE/; the cause/effect frame in English
-    assert copa.question.endswith("What was the cause?") and copa.options[copa.label] == "Sie war zerbrechlich."
+    # upstream folder DE/; the cause/effect frame in English
+    copa = knowledge.load("x_copa", "de", data_dir)[0]
+    assert (copa.question.endswith("What was the cause?")
+            and copa.options[copa.label] == "Sie war zerbrechlich.")
     en, de = (knowledge.load("x_csqa", lang, data_dir) for lang in ("en", "de"))
     shared = knowledge.select_shared({"en": en, "de": de}, 30, 0, "x_csqa")
     assert [q.id for q in shared["en"]] == [q.id for q in shared["de"]] and len(shared["de"]) == 30
@@ -55,7 +57,8 @@ def test_scoring_and_clika_measures():
     assert s["per_item"]["correct"] == [1, 0, 0] and s["metrics"]["accuracy"] == pytest.approx(1 / 3)
     assert s["metrics"]["chance_corrected"] == pytest.approx((1 - 0.25 - 0.25 - 0.25) / 3 / 0.75)
     assert s["metrics"]["top_position_share"] == pytest.approx(2 / 3)
-    assert letter_picks(["B", " (c) no", "D. Paris", "E", "The answer"], [4, 4, 4, 4, 4]) == [1, -1, 3, -1, -1]
+    assert (letter_picks(["B", " (c) no", "D. Paris", "E", "The answer"], [4, 4, 4, 4, 4])
+            == [1, -1, 3, -1, -1])
     assert score_choices([1, -1], [1, 0], [4, 4])["metrics"]["unreadable_rate"] == 0.5
     assert relative_accuracy(0.3, 0.6, 0.25) == pytest.approx(0.05 / 0.35)
     assert accuracy_ratio(0.3, 0.6) == pytest.approx(0.5)
@@ -66,7 +69,8 @@ def test_scoring_and_clika_measures():
 def test_knowledge_task_in_an_experiment(tmp_path, tiny_model):
     env = dict(os.environ, WANDB_MODE="offline")
     cmd = [sys.executable, "cli.py", "run", "configs/experiments/smoke.yaml", f"output_dir={tmp_path}",
-           "tasks={knowledge: {sets: [facts], langs: [en, de, zh]}}", "arms=[{method: base}]", "data.test_size=12"]
+           "tasks={knowledge: {sets: [facts], langs: [en, de, zh]}}", "arms=[{method: base}]",
+           "data.test_size=12"]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = tmp_path / "smoke"
@@ -78,7 +82,8 @@ def test_knowledge_task_in_an_experiment(tmp_path, tiny_model):
     assert "Cross-lingual knowledge alignment (CLiKA)" in report and "en-CO if independent" in report
     for r in records:   # the intervals' right/wrong (output == reference) is the tables' (per_item.correct)
         per_item = r["per_item"]
-        assert [int(o == ref) for o, ref in zip(per_item["output"], per_item["reference"])] == per_item["correct"]
+        assert ([int(o == ref) for o, ref in zip(per_item["output"], per_item["reference"])]
+                == per_item["correct"])
         assert r["signatures"]["knowledge"].startswith("loglik: log-probability per text-carrying token")
     assert json.loads((run / "data" / "manifest.json").read_text())["knowledge facts-zh"]["test_used"] == 12
 
@@ -91,7 +96,8 @@ def test_letter_protocol_prompts_with_options_and_reads_letters(tmp_path, tiny_m
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     test = read_jsonl(tmp_path / "smoke" / "data" / "test.jsonl")
-    assert all(r["prompt"].startswith("Answer the multiple-choice question") and "\nD. " in r["prompt"] for r in test)
+    assert all(r["prompt"].startswith("Answer the multiple-choice question") and "\nD. " in r["prompt"]
+               for r in test)
     records = read_jsonl(tmp_path / "smoke" / "results.jsonl")
     assert all("unreadable_rate" in r["metrics"] for r in records)   # a random tiny model names no letter
 
@@ -106,7 +112,7 @@ def test_clika_tables_give_intervals_and_paired_differences_to_base():
     from eval.report_knowledge import clika_tables
 
     en_base, de_base = [1] * 20, [1] * 10 + [0] * 10
-    en_cpt, de_cpt = [1] * 20, [1] * 20          # cpt answers every German item: +50 points, all of them paired
+    en_cpt, de_cpt = [1] * 20, [1] * 20        # cpt answers every German item: +50 points, all of them paired
     tables = clika_tables([_record("base", "en", en_base), _record("base", "de", de_base),
                            _record("cpt", "en", en_cpt), _record("cpt", "de", de_cpt)])
     clika, diff = tables

@@ -16,8 +16,8 @@ from eval.knowledge import (answer_text, chance_p_value, independent_consistency
 
 def _record(arm: str, lang: str, correct: list[int], src: str = "facts", **metrics) -> dict:
     return {"experiment": "k", "arm": arm, "method": "base" if arm == "base" else "cpt", "task": "knowledge",
-            "src": src, "tgt": lang, "metrics": {"accuracy": sum(correct) / len(correct), **metrics}, "cost": {},
-            "per_item": {"id": [f"q{i}" for i in range(len(correct))], "correct": correct}}
+            "src": src, "tgt": lang, "metrics": {"accuracy": sum(correct) / len(correct), **metrics},
+            "cost": {}, "per_item": {"id": [f"q{i}" for i in range(len(correct))], "correct": correct}}
 
 
 # ---------------------------------------------------------------- item 3: RA by chance, baseline, flag
@@ -25,8 +25,8 @@ def _record(arm: str, lang: str, correct: list[int], src: str = "facts", **metri
 def test_ra_of_a_model_at_chance_is_not_one_and_its_english_is_flagged():
     from eval.report_knowledge import clika_tables
 
-    at_chance_en, at_chance_de = [1, 0, 0, 0] * 5, [0, 0, 1, 0] * 5      # 25% on 4 options, in both languages
-    guessing_en = [1, 0, 0] * 6 + [1, 0]                                 # 7 of 20: above 25%, not significantly
+    at_chance_en, at_chance_de = [1, 0, 0, 0] * 5, [0, 0, 1, 0] * 5    # 25% on 4 options, in both languages
+    guessing_en = [1, 0, 0] * 6 + [1, 0]                               # 7 of 20: above 25%, not significantly
     good_en, good_de = [1] * 17 + [0] * 3, [1] * 11 + [0] * 9
     records = [_record("base", "en", at_chance_en), _record("base", "de", at_chance_de),
                _record("guess", "en", guessing_en), _record("guess", "de", at_chance_de),
@@ -34,10 +34,12 @@ def test_ra_of_a_model_at_chance_is_not_one_and_its_english_is_flagged():
     clika = clika_tables(records)[0]
     rows = {(r[0], r[1]): r for r in clika.rows}
     # a raw ratio would read 1.00 here; the chance-normalised RA has no English above chance to be relative to
-    assert rows["base", "en"][2] == "25.0†" and rows["base", "de"][4] == "n/a†" and rows["base", "de"][5] == "1.00"
-    assert rows["guess", "en"][2] == "35.0†" and rows["guess", "de"][4].endswith("–∞]†")   # resamples hit chance
-    assert rows["good", "en"][2] == "85.0"                                                  # p < 0.05: no flag
-    assert re.fullmatch(r"0\.50 \[0\.\d\d–[01]\.\d\d\]", rows["good", "de"][4])            # (.55-.25)/(.85-.25)
+    assert (rows["base", "en"][2] == "25.0†" and rows["base", "de"][4] == "n/a†"
+            and rows["base", "de"][5] == "1.00")
+    # resamples hit chance
+    assert rows["guess", "en"][2] == "35.0†" and rows["guess", "de"][4].endswith("–∞]†")
+    assert rows["good", "en"][2] == "85.0"                                                # p < 0.05: no flag
+    assert re.fullmatch(r"0\.50 \[0\.\d\d–[01]\.\d\d\]", rows["good", "de"][4])          # (.55-.25)/(.85-.25)
     assert rows["good", "de"][7] == f"{independent_consistency(0.85, 0.55):.2f}"
     assert "†: English accuracy not above chance at 95%" in clika.note and "ab / (a + b − ab)" in clika.note
 
@@ -112,7 +114,8 @@ def test_option_scores_skip_the_common_prefix_and_bare_space_pieces():
     chars = option_scores(model, tok, ["Q"] * 2, items[:2], normalise="chars")
     assert chars[0] == pytest.approx([(LP[2] + LP[3]) / 3, LP[4] / 2], abs=1e-6)   # "abc", "de"
     assert chars[1] == pytest.approx([(LP[1] + LP[2]) / 2, (LP[4] + LP[3]) / 3], abs=1e-6)
-    assert scored_from([[5, 1], [5, 1]]) == 1 and scored_from([[5], [5, 2]]) == 0 and scored_from([[5, 1], [6]]) == 0
+    assert (scored_from([[5, 1], [5, 1]]) == 1 and scored_from([[5], [5, 2]]) == 0
+            and scored_from([[5, 1], [6]]) == 0)
 
 
 def test_gemma_chinese_options_score_alike_with_and_without_a_shared_bare_space():
@@ -122,7 +125,8 @@ def test_gemma_chinese_options_score_alike_with_and_without_a_shared_bare_space(
 
     tok = AutoTokenizer.from_pretrained(resolve("gemma-3-270m"))
     shared = ["博物馆", "建筑物", "船坞", "音乐厅", "场馆"]   # Gemma: ['▁', '博物馆'], ['▁', '船', '坞'] ...
-    assert all(tok.convert_ids_to_tokens(tok(" " + o, add_special_tokens=False).input_ids)[0] == "▁" for o in shared)
+    assert all(tok.convert_ids_to_tokens(tok(" " + o, add_special_tokens=False).input_ids)[0] == "▁"
+               for o in shared)
     probs = torch.softmax(torch.randn(len(tok), generator=torch.Generator().manual_seed(0)), -1)
     model = _Unigram(probs.tolist())
     prompt = ["Question: 你会在哪里看到展品？\nAnswer:"]
@@ -169,7 +173,8 @@ def _questions(n: int, lang: str, skip: set[int] = frozenset()) -> list[Question
 
 
 def test_dev_split_is_shared_disjoint_and_leaves_the_test_items_alone():
-    by_lang = {"en": _questions(100, "en"), "de": _questions(100, "de", {3, 4}), "zh": _questions(100, "zh", {7})}
+    by_lang = {"en": _questions(100, "en"), "de": _questions(100, "de", {3, 4}),
+               "zh": _questions(100, "zh", {7})}
     test, dev = select_shared_splits(by_lang, 30, 5, "s")
     assert test == select_shared(by_lang, 30, 5, "s")
     ids = [[q.id for q in qs] for qs in dev.values()]
@@ -182,7 +187,7 @@ def test_dev_split_is_shared_disjoint_and_leaves_the_test_items_alone():
 
 
 def test_normalise_is_a_knowledge_option_left_out_of_the_hash_when_unset():
-    from core.config import KnowledgeTask
+    from tasks.knowledge import KnowledgeTask
 
     unset = KnowledgeTask(sets=["facts"], langs=["en", "de"])
     assert "normalise" not in unset.model_dump(exclude_none=True)

@@ -12,7 +12,8 @@ from core.errors import DataMissing, UserError
 from tests.conftest import REPO
 
 PAIRS = [
-    ("In the beginning God created the heaven and the earth.", "Im Anfang schuf Gott den Himmel und die Erde."),
+    ("In the beginning God created the heaven and the earth.",
+     "Im Anfang schuf Gott den Himmel und die Erde."),
     ("And God saw the light.", "Und Gott sah das Licht."),
     ("And the earth was without form.", "Und die Erde war wüst."),
     ("God called the dry land Earth.", "Gott nannte das Trockene Erde."),
@@ -23,7 +24,8 @@ PAIRS = [
 
 def test_dice_finds_the_translations():
     lex = induce(PAIRS)
-    assert lex.translate("god") == "Gott" and lex.translate("earth") == "Erde" and lex.translate("light") == "Licht"
+    assert (lex.translate("god") == "Gott" and lex.translate("earth") == "Erde"
+            and lex.translate("light") == "Licht")
     assert lex.translate("grass") is None   # seen once: below min_count
 
 
@@ -35,7 +37,8 @@ def test_matching_ignores_case_and_the_target_keeps_its_usual_casing():
 
 def test_first_content_translation_skips_stopwords():
     lex = induce(PAIRS)
-    assert lex.first_content_translation("And God said") == "Gott"   # "and" has a translation, but is a stopword
+    # "and" has a translation, but is a stopword
+    assert lex.first_content_translation("And God said") == "Gott"
     assert lex.first_content_translation("And the earth and God", n_words=2) == "Erde Gott"
     assert lex.first_content_translation("God and God", n_words=2) == "Gott"   # a repeat counts once
     assert lex.first_content_translation("And the unknown words") == ""
@@ -53,8 +56,10 @@ def test_ties_are_broken_deterministically():
 
 def test_cjk_runs_give_characters_and_short_ngrams():
     assert [w for _, _, w in words("神说")] == ["神说", "神", "说"]
-    assert [w for _, _, w in words("イスラエルの神")] == ["イスラエル", "神"]   # katakana whole, hiragana skipped
-    lex = induce([("God said", "神说"), ("God saw", "神看见"), ("Israel went", "以色列人去"), ("Israel came", "以色列来")])
+    # katakana whole, hiragana skipped
+    assert [w for _, _, w in words("イスラエルの神")] == ["イスラエル", "神"]
+    lex = induce([("God said", "神说"), ("God saw", "神看见"), ("Israel went", "以色列人去"),
+                  ("Israel came", "以色列来")])
     assert lex.translate("god") == "神" and lex.translate("israel") == "以色列"   # the whole name, not 以色
 
 
@@ -91,7 +96,8 @@ def test_missing_dictionary_file(tmp_path):
 TEI = """<?xml version="1.0" encoding="UTF-8"?>
 <TEI xmlns="http://www.tei-c.org/ns/1.0"><text><body>
 <entry><form><orth>god</orth><pron>gɒd</pron></form>
-  <sense><cit type="trans"><quote>Gott</quote></cit><cit type="trans"><quote>Gottheit</quote></cit></sense></entry>
+  <sense><cit type="trans"><quote>Gott</quote></cit>\
+<cit type="trans"><quote>Gottheit</quote></cit></sense></entry>
 <entry><form><orth>earth</orth></form><sense n="1"><cit type="trans"><quote>Erde</quote></cit></sense></entry>
 <entry><form><orth>see also</orth></form><xr><ref>earth</ref></xr></entry>
 </body></text></TEI>
@@ -115,7 +121,8 @@ def test_lexicon_from_256_bible_pairs():
     start = time.perf_counter()
     lex = induce([(p.src, p.tgt) for p in pairs])
     assert time.perf_counter() - start < 1.0
-    # (the sample holds "earth" too rarely beside "Erde" for Dice since Matthew and Luke left the training pool)
+    # (the sample holds "earth" too rarely beside "Erde" for Dice since Matthew and Luke left the training
+    # pool)
     assert {w: lex.translate(w) for w in ("god", "lord", "heaven", "king", "son", "father", "said")} == {
         "god": "Gott", "lord": "HERR", "heaven": "Himmel", "king": "König", "son": "Sohn",
         "father": "Vater", "said": "sprach"}

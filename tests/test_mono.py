@@ -9,11 +9,13 @@ from core.errors import DataMissing, UserError
 
 
 def test_text_file_documents_are_separated_by_blank_lines(tmp_path):
-    (tmp_path / "de.txt").write_text("Erster Absatz.\nNoch eine Zeile.\n\n\nZweiter Absatz.\n", encoding="utf-8")
+    (tmp_path / "de.txt").write_text("Erster Absatz.\nNoch eine Zeile.\n\n\nZweiter Absatz.\n",
+                                     encoding="utf-8")
     docs = documents([TextFile(source="text", path="de.txt", lang="de")], "de", tmp_path)
     assert [(d.id, d.text) for d in docs] == [("text:de.txt:1", "Erster Absatz.\nNoch eine Zeile."),
                                               ("text:de.txt:5", "Zweiter Absatz.")]
-    assert documents([TextFile(source="text", path="de.txt", lang="de")], "fr", tmp_path) == []  # other language
+    # other language
+    assert documents([TextFile(source="text", path="de.txt", lang="de")], "fr", tmp_path) == []
 
 
 def test_text_file_errors_name_the_file(tmp_path):
@@ -38,7 +40,8 @@ def test_bible_text_leaves_out_the_test_and_dev_books_and_their_parallels():
 
 def test_bible_held_out_books_follow_the_mt_tasks_test_books():
     assert bible_held_out() == {8, 32, 41, 17, 40, 42}
-    mt = [BibleSource(source="bible", test_books=[10]), PudSource(source="pud")]   # 2 Samuel: Kings, Chronicles
+    # 2 Samuel: Kings, Chronicles
+    mt = [BibleSource(source="bible", test_books=[10]), PudSource(source="pud")]
     assert bible_held_out(mt) == {9, 10, 11, 12, 13, 14, 17}
     docs = documents([BibleText(test_books=[66])], "de", None, bible_held_out(mt))   # test_books adds books
     assert not _books(docs) & {9, 10, 11, 12, 13, 14, 17, 66} and {40, 41, 42} <= _books(docs)
@@ -56,7 +59,8 @@ def test_missing_gettext_dir_and_unreachable_hub_are_clear(tmp_path, monkeypatch
     with pytest.raises(DataMissing, match="no catalogs for 'de'"):
         documents([GettextText(source="gettext", dir=str(tmp_path))], "de")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(DataMissing, match="hub dataset 'someone/not-here'.*use a text or bible source offline"):
+    with pytest.raises(DataMissing,
+                       match="hub dataset 'someone/not-here'.*use a text or bible source offline"):
         documents([HubText(source="hub", name="someone/not-here", lang="de")], "de")
 
 

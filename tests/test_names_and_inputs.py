@@ -12,7 +12,7 @@ import pytest
 import cli
 from core.config import check_name
 from core.sweep import SweepSpec, expand, load_sweep, points, slurm_script
-from eval.records import check
+from core.records import ResultRecord
 from eval.report import render_csv
 
 REPO = Path(__file__).resolve().parents[1]
@@ -127,9 +127,10 @@ def test_duplicate_key_in_config(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("text, culprit", [
-    (b"base: configs/experiments/smoke.yaml\nname: s\nname: t\ngrid: {data.budget: [8]}\n", ":3: invalid YAML "
-     "(duplicate key 'name')"),
-    (b"base: configs/experiments/smoke.yaml\nname: s\n", ": (top level): Value error, a sweep needs grid or paired"),
+    (b"base: configs/experiments/smoke.yaml\nname: s\nname: t\ngrid: {data.budget: [8]}\n",
+     ":3: invalid YAML (duplicate key 'name')"),
+    (b"base: configs/experiments/smoke.yaml\nname: s\n",
+     ": (top level): Value error, a sweep needs grid or paired"),
     (b"base: configs/experiments/smoke.yaml\nname: caf\xe9\ngrid: {data.budget: [8]}\n", ": not UTF-8"),
     (b"base: configs/experiments/smoke.yaml\nname: s\ngrid: {data.budget: [8]\n", ":4: invalid YAML"),
 ])
@@ -158,9 +159,10 @@ def test_non_positive_numbers_on_the_command_line(tmp_path, capsys, args, option
 
 def test_csv_cells_are_never_formulas():
     bad = ["=HYPERLINK(\"http://x\")", "+1+2", "-2+3", "@SUM(A1)", "\tx", "\rx"]
-    records = [check({"arm": "base", "task": "mt", "src": "en", "tgt": "de", "experiment": bad[0],
-                      "git_rev": bad[1], "config_hash": bad[2], "signatures": {"bleu": bad[3], "chrf": bad[4]},
-                      "weights": {"path": bad[5]}, "metrics": {"chrf": -0.5, "=cmd": 1.0}})]
+    records = [ResultRecord.model_validate({"arm": "base", "task": "mt", "src": "en", "tgt": "de",
+                      "experiment": bad[0], "git_rev": bad[1], "config_hash": bad[2],
+                      "signatures": {"bleu": bad[3], "chrf": bad[4]},
+                      "weights": {"path": bad[5]}, "metrics": {"chrf": -0.5, "=cmd": 1.0}}).as_dict()]
     row = list(csv.DictReader(io.StringIO(render_csv(records), newline="")))[0]
     assert [row[k] for k in ("experiment", "git_rev", "config_hash", "bleu_signature", "chrf_signature",
                              "weights_path")] == [f"'{v}" for v in bad]

@@ -8,7 +8,7 @@ from core.data import pud
 from core.data.ud import UPOS, TaggedSentence, load_tagged
 from core.errors import DataMissing, UserError
 from core.prompts import tagging_completion, tagging_prompt
-from eval.pos import parse_tags, score_tagging
+from eval.pos import score_tagging
 
 _EMPTY_NODE_SENT = "weblog-blogspot.com_aggressivevoicedaily_20060814163400_ENG_20060814_163400-0007"
 
@@ -119,19 +119,19 @@ def test_list_prompt_and_completion_format():
         "Tag each word with its Universal Dependencies part-of-speech tag "
         "(ADJ ADP ADV AUX CCONJ DET INTJ NOUN NUM PART PRON PROPN PUNCT SCONJ SYM VERB X).\n"
         "Words: The | cat | sat | .\nTags:")
-    assert tagging_prompt(["kostet", "25 000", "Euro"], "list").endswith("Words: kostet | 25 000 | Euro\nTags:")
+    prompt = tagging_prompt(["kostet", "25 000", "Euro"], "list")
+    assert prompt.endswith("Words: kostet | 25 000 | Euro\nTags:")
     words = ["The", "cat", "sat", "."]
     assert tagging_completion(words, ["DET", "NOUN", "VERB", "PUNCT"], "list") == " DET NOUN VERB PUNCT"
 
 
-def test_parse_tags():
-    assert parse_tags(" DET NOUN VERB PUNCT", 4) == ["DET", "NOUN", "VERB", "PUNCT"]
-    # forgiven: case, punctuation stuck to a tag, the words' separator echoed
-    assert parse_tags('det "NOUN" VERB PUNCT.', 4) == ["DET", "NOUN", "VERB", "PUNCT"]
-    assert parse_tags("DET | NOUN | VERB | PUNCT", 4) == ["DET", "NOUN", "VERB", "PUNCT"]
-    assert parse_tags("DET NOUN VERB", 4) is None
-    assert parse_tags("DET NN VERB PUNCT", 4) is None
-    assert parse_tags("", 4) is None
+def test_list_answers_forgive_case_and_stuck_punctuation():
+    gold = [("DET", "NOUN", "VERB", "PUNCT")] * 6
+    outputs = [" DET NOUN VERB PUNCT",
+               'det "NOUN" VERB PUNCT.', "DET | NOUN | VERB | PUNCT",   # forgiven: case, punctuation, "|"
+               "DET NOUN VERB", "DET NN VERB PUNCT", ""]               # a tag short, not a tag, nothing
+    per_item = score_tagging(outputs, gold)["per_item"]
+    assert per_item == {"accuracy": [1.0, 1.0, 1.0, 0.0, 0.0, 0.0], "invalid": [False] * 3 + [True] * 3}
 
 
 def test_score_tagging():

@@ -4,10 +4,11 @@ import pytest
 import torch
 
 from align import priors
-from core.config import PosTask, load_config
+from core.config import load_config
 from core.data.ud import TaggedSentence, load_tagged
 from core.ledger import Cost
-from core.prepare import _pos_rows
+from tasks.pos import PosTask
+from tasks.pos import _rows as _pos_rows
 from core.prompts import tagging_completion, tagging_prompt
 from eval.pos import TagPairs, gold_of, parse_pairs, score_references, score_tagging
 from tests.test_tasks import SMOKE
@@ -18,8 +19,8 @@ TAGS = ["DET", "NOUN", "VERB", "PUNCT"]
 
 def test_pairs_prompt_and_completion():
     assert tagging_prompt(WORDS).endswith("part-of-speech tag "
-                                          "(ADJ ADP ADV AUX CCONJ DET INTJ NOUN NUM PART PRON PROPN PUNCT SCONJ SYM "
-                                          "VERB X).\nWords: The | cat | sat | .\nTagged:")
+                                          "(ADJ ADP ADV AUX CCONJ DET INTJ NOUN NUM PART PRON PROPN PUNCT "
+                                          "SCONJ SYM VERB X).\nWords: The | cat | sat | .\nTagged:")
     assert tagging_completion(WORDS, TAGS) == " The/DET cat/NOUN sat/VERB ./PUNCT"
     with pytest.raises(ValueError):   # a tag per word, or nothing
         tagging_completion(WORDS, TAGS[:3])
@@ -40,14 +41,17 @@ def test_parse_pairs_words_holding_slashes_and_spaces():
 def test_every_ud_word_survives_its_pair(data_dir):
     splits = [("en", "train"), ("en", "dev"), ("fr", "test"), ("es", "test"), ("ja", "test")]
     sentences = [s for lang, split in splits for s in load_tagged(lang, split, data_dir)]
-    assert any("/" in w for s in sentences for w in s.words) and any(" " in w for s in sentences for w in s.words)
-    assert all(gold_of(tagging_completion(s.words, s.tags)) == (list(s.words), list(s.tags)) for s in sentences)
+    assert (any("/" in w for s in sentences for w in s.words)
+            and any(" " in w for s in sentences for w in s.words))
+    assert all(gold_of(tagging_completion(s.words, s.tags)) == (list(s.words), list(s.tags))
+               for s in sentences)
 
 
 def test_strict_score_follows_the_words():
     outputs = [" The/DET cat/NOUN sat/VERB ./PUNCT",          # 4 of 4
                " The/DET cat/NOUN sat/NOUN ./PUNCT",          # a wrong tag: 3
-               " The/DET sat/VERB ./PUNCT",                   # a missing pair shifts the rest: 1 strict, 3 aligned
+               " The/DET sat/VERB ./PUNCT",                   # a missing pair shifts the rest: 1 strict,
+                                                              # 3 aligned
                " The/DET The/DET cat/NOUN sat/VERB ./PUNCT",  # an extra pair: 1 strict, 4 aligned
                " The/DET dog/NOUN sat/VERB ./PUNCT",          # a wrong word: its tag does not count, 3
                " The/DET The/NOUN The/VERB The/PUNCT",        # every tag at one word: 1, and nothing more
@@ -80,7 +84,8 @@ def test_tag_pairs_end_with_their_tags(gemma):
     for j in range(1, len(ids) + 1):
         counter.add(ids[:j])
     assert [gemma.decode(ids[:e]) for e in counter.ends] == [
-        " The/DET", " The/DET cat/NOUN", " The/DET cat/NOUN sat/VERB", " The/DET cat/NOUN sat/VERB and/or/CCONJ"]
+        " The/DET", " The/DET cat/NOUN", " The/DET cat/NOUN sat/VERB",
+        " The/DET cat/NOUN sat/VERB and/or/CCONJ"]
     assert gemma.convert_ids_to_tokens(ids)[8:10] == ["VER", "B"]   # "VER" alone does not end the pair
     # a tag outside UPOS ends where the next word begins
     ids = gemma(" The/DT cat/NOUN", add_special_tokens=False).input_ids
@@ -96,14 +101,16 @@ def test_oracle_prior_of_k_tags(gemma):
         assert gemma.decode(p.ids[0]) == text
     assert priors.oracle(gemma, [ref], 0, [prompt], units=TagPairs).ids == [[]]
     # the list format still counts text pieces
-    assert gemma.decode(priors.oracle(gemma, ["DET NOUN"], 1, [tagging_prompt(WORDS, "list")]).ids[0]) == " DET"
+    assert gemma.decode(priors.oracle(gemma, ["DET NOUN"], 1,
+                                      [tagging_prompt(WORDS, "list")]).ids[0]) == " DET"
 
 
 def test_frequent_prior_of_k_tags_after_each_items_words(gemma):
     train = ["A/DET dog/NOUN barked/VERB", "The/DET cat/NOUN", "Dogs/NOUN bark/VERB"]
     items = [["Die", "Katze", "schläft"], ["Ja"]]
     prompts = [tagging_prompt(w) for w in items]
-    p = priors.frequent(gemma, ["x", "y"], 2, train_targets=train, units=TagPairs, words=items, prompts=prompts)
+    p = priors.frequent(gemma, ["x", "y"], 2, train_targets=train, units=TagPairs, words=items,
+                        prompts=prompts)
     assert [gemma.decode(i) for i in p.ids] == [" Die/DET Katze/NOUN", " Ja/DET"]
     assert p.cost.train_examples == 3 and "'DET NOUN' (2/3 targets)" in p.note
     p = priors.frequent(gemma, ["x"], 1, train_targets=train, units=TagPairs, words=items[:1],
@@ -112,7 +119,8 @@ def test_frequent_prior_of_k_tags_after_each_items_words(gemma):
 
 
 class Stepping:
-    """A stand-in model that writes a set answer one token per step and asks the stopping criteria after each."""
+    """A stand-in model that writes a set answer one token per step and asks the stopping criteria after
+    each."""
     device = torch.device("cpu")
 
     def __init__(self, tok, answer: str):

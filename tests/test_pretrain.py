@@ -79,17 +79,19 @@ def _losses(run: Path, arm: str) -> dict[int, float]:
 
 
 def test_sigkilled_training_resumes_to_the_same_model(tmp_path, tiny_model):
-    overrides = ["arms=[{method: cpt, langs: [de], batch_size: 4, max_length: 32, logging_steps: 1, save_steps: 3, "
-                 "learning_rate: 1.0e-3}]", "data.token_budget=3000", "deepspeed.num_gpus=1"]
-    cmd = lambda out: [sys.executable, "cli.py", "run", CONFIG, f"output_dir={out}", *overrides, "--stage", "train"]
-    whole = subprocess.run(cmd(tmp_path / "whole"), cwd=REPO, env=env(), capture_output=True, text=True, timeout=900)
+    overrides = ["arms=[{method: cpt, langs: [de], batch_size: 4, max_length: 32, logging_steps: 1, "
+                 "save_steps: 3, learning_rate: 1.0e-3}]", "data.token_budget=3000", "deepspeed.num_gpus=1"]
+    cmd = lambda out: [sys.executable, "cli.py", "run", CONFIG, f"output_dir={out}", *overrides,
+                       "--stage", "train"]
+    whole = subprocess.run(cmd(tmp_path / "whole"), cwd=REPO, env=env(), capture_output=True, text=True,
+                           timeout=900)
     assert whole.returncode == 0, whole.stderr[-3000:]
 
     # killed (SIGKILL, core/faults.py) right after checkpoint-6 is saved and marked complete: no timed kill
     run = tmp_path / "killed" / "pretrain-smoke"
     fault = {"YARN_FAULT": "kill:checkpoint-saved=checkpoint-6"}
-    killed = subprocess.run(cmd(tmp_path / "killed"), cwd=REPO, env=env() | fault, capture_output=True, text=True,
-                            timeout=900)
+    killed = subprocess.run(cmd(tmp_path / "killed"), cwd=REPO, env=env() | fault, capture_output=True,
+                            text=True, timeout=900)
     saved = run / "checkpoints" / "cpt" / "trainer" / "checkpoint-6"
     assert killed.returncode == 1 and (saved / "yarn-rank0.json").is_file()
     assert killed.stderr.strip().splitlines()[-1].startswith("error: training 'cpt' failed")
@@ -104,10 +106,12 @@ def test_sigkilled_training_resumes_to_the_same_model(tmp_path, tiny_model):
     refused = subprocess.run(cmd(tmp_path / "killed"), cwd=REPO, env=env(), capture_output=True, text=True,
                              timeout=900)
     assert refused.returncode == 2 and "--num_gpus" not in refused.stdout
-    assert refused.stderr.strip().splitlines()[-1].startswith(f"error: {state}: differs from what was recorded")
+    assert refused.stderr.strip().splitlines()[-1].startswith(
+        f"error: {state}: differs from what was recorded")
     state.write_bytes(pristine)
 
-    again = subprocess.run(cmd(tmp_path / "killed"), cwd=REPO, env=env(), capture_output=True, text=True, timeout=900)
+    again = subprocess.run(cmd(tmp_path / "killed"), cwd=REPO, env=env(), capture_output=True, text=True,
+                           timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resuming from" in again.stdout + again.stderr
 
@@ -128,8 +132,8 @@ def test_sigkilled_training_resumes_to_the_same_model(tmp_path, tiny_model):
 
 def test_a_checkpoint_of_another_run_is_evaluated_with_its_training_cost(experiment, tmp_path):
     checkpoint = experiment / "checkpoints" / "cpt" / "model"
-    cmd = [sys.executable, "cli.py", "run", CONFIG, f"output_dir={tmp_path}", "name=probe", "data.test_size=6",
-           "tasks={knowledge: {sets: [facts], langs: [en, de]}}",
+    cmd = [sys.executable, "cli.py", "run", CONFIG, f"output_dir={tmp_path}", "name=probe",
+           "data.test_size=6", "tasks={knowledge: {sets: [facts], langs: [en, de]}}",
            f"arms=[{{method: base}}, {{method: base, name: cpt, model: {checkpoint}}}]"]
     proc = subprocess.run(cmd, cwd=REPO, env=env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

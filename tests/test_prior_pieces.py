@@ -9,7 +9,7 @@ from core import pieces
 from core.ledger import Cost
 from core.models import load_model, load_tokenizer
 from core.prompts import translation_prompt
-from eval.generate import generate
+from core.decoding import generate
 
 ZH = translation_prompt("This is a test.", "en", "zh")
 JA = translation_prompt("In 1984, he was born.", "en", "ja")
@@ -35,9 +35,11 @@ def _bare_space_first(tok, text: str) -> bool:
 # --- counting pieces that carry text (Gemma-3's real tokenizer) ---------------------------------------------
 
 def test_k1_is_a_word_not_a_bare_space_in_chinese_japanese_and_numbers(gemma):
-    assert _bare_space_first(gemma, "这是一个测试。") and _bare_space_first(gemma, "1984年に")   # the case at hand
+    # the case at hand
+    assert _bare_space_first(gemma, "这是一个测试。") and _bare_space_first(gemma, "1984年に")
     assert gemma.decode(priors.text_prior(gemma, "这是一个测试。", 1, ZH)) == " 这是一个"
-    assert gemma.decode(priors.text_prior(gemma, "1984年に生まれた。", 1, JA)) == " 1"   # each digit is a piece
+    # each digit is a piece
+    assert gemma.decode(priors.text_prior(gemma, "1984年に生まれた。", 1, JA)) == " 1"
     assert gemma.decode(priors.text_prior(gemma, "1984年に生まれた。", 4, JA)) == " 1984"
     assert gemma.decode(priors.text_prior(gemma, "Und Gott sprach", 2, "German:")) == " Und Gott"
 
@@ -112,7 +114,8 @@ def test_same_vocabulary_model_prior_stops_at_k_text_pieces_and_is_charged_its_s
     model = StepScripted(tok, answers)
     p = priors.from_model(tok, ["r", "r"], 1, prompts=list(answers), model_loader=lambda: (model, tok),
                           weights={}, train_cost=Cost(), batch_size=2, train_targets=[])
-    assert tok.decode(p.ids[0]) == " 神" and len(p.ids[0]) > 1   # a space piece and byte pieces: one character
+    # a space piece and byte pieces: one character
+    assert tok.decode(p.ids[0]) == " 神" and len(p.ids[0]) > 1
     assert tok.decode(p.ids[1]) == " A" and p.chars == [1, 1]   # 'ĠA', 'men' in the tiny vocabulary
     assert p.cost.extra_decode_steps_per_item == (len(p.ids[0]) + len(p.ids[1])) / 2
     p = priors.from_model(tok, ["r", "r"], 3, prompts=list(answers), model_loader=lambda: (model, tok),

@@ -15,6 +15,7 @@ from core.io import hash_weights
 from core.prepare import prepare
 from core.provenance import PROTOCOL
 from core.sweep import is_finished
+from core.rundir import RunDir
 from train.launch import _current
 
 SMOKE = Path("configs/experiments/smoke.yaml")
@@ -28,8 +29,8 @@ def _run(tmp_path, arms: str):
 
 @pytest.fixture
 def outside_models(tmp_path, tiny_model):
-    """A copy of the tiny model without train.json (a model from elsewhere) and one with a train.json beside it
-    (another run's checkpoint)."""
+    """A copy of the tiny model without train.json (a model from elsewhere) and one with a train.json beside
+    it (another run's checkpoint)."""
     plain = tmp_path / "elsewhere"
     shutil.copytree(tiny_model, plain)
     ckpt = tmp_path / "other-run" / "checkpoints" / "sft"
@@ -43,8 +44,9 @@ def outside_models(tmp_path, tiny_model):
 
 def test_unknown_training_cost_is_null_and_a_known_one_is_read(tmp_path, outside_models):
     plain, ckpt = outside_models
-    cfg, run_dir = _run(tmp_path / "runs", f"arms=[{{method: base}}, {{method: base, name: outside, model: {plain}}}, "
-                                           f"{{method: pretty, prior: task_model, task_model: {ckpt}, k: 1}}]")
+    cfg, run_dir = _run(tmp_path / "runs",
+                        f"arms=[{{method: base}}, {{method: base, name: outside, model: {plain}}}, "
+                        f"{{method: pretty, prior: task_model, task_model: {ckpt}, k: 1}}]")
     records = {r["arm"]: r for r in evaluation.Evaluator(cfg, run_dir).run()}
     assert records["base"]["cost"]["train_flops"] == 0                      # the experiment's own base model
     assert records["outside"]["cost"]["train_flops"] is None                # unknown, not zero
@@ -85,7 +87,7 @@ def test_records_and_checkpoints_of_another_protocol_are_recomputed(tmp_path, ca
     stale = run_dir / "checkpoints" / "sft"
     (stale / "model").mkdir(parents=True)
     (stale / "train.json").write_text(json.dumps({"cost": {}}))            # written before protocols existed
-    assert not _current(stale) and not stale.exists()
+    assert not _current(RunDir(run_dir), "sft") and not stale.exists()
 
 
 def test_data_that_changed_under_the_same_config_is_not_reused(tmp_path, capsys):
@@ -101,8 +103,10 @@ def test_data_that_changed_under_the_same_config_is_not_reused(tmp_path, capsys)
     train_file = run_dir / "data" / "train.jsonl"
     ckpt = run_dir / "checkpoints" / "sft"
     (ckpt / "model").mkdir(parents=True)
-    (ckpt / "train.json").write_text(json.dumps({"protocol": PROTOCOL, "data_sha256": "0" * 64, "cost": {}}))
-    assert not _current(ckpt, train_file) and not ckpt.exists()         # trained on other data: trained again
+    (ckpt / "train.json").write_text(json.dumps({"protocol": PROTOCOL, "data_sha256": "0" * 64, "cost": {},
+                                                 "arm": "sft", "method": "sft", "weights_sha256": "0"}))
+    # other data: trained again
+    assert not _current(RunDir(run_dir), "sft", train_file) and not ckpt.exists()
 
 
 def test_the_dev_split_is_evaluated_apart_from_the_test(tmp_path):
@@ -117,8 +121,8 @@ def test_a_cost_counted_under_another_protocol_is_unknown(tmp_path, outside_mode
     _, ckpt = outside_models
     record = ckpt.parent / "train.json"
     record.write_text(record.read_text().replace(f'"protocol": {PROTOCOL}', '"protocol": 1'))
-    cfg, run_dir = _run(tmp_path / "runs", f"arms=[{{method: base}}, "
-                                           f"{{method: pretty, prior: task_model, task_model: {ckpt}, k: 1}}]")
+    cfg, run_dir = _run(tmp_path / "runs", f"arms=[{{method: base}}, {{method: pretty, prior: task_model, "
+                                           f"task_model: {ckpt}, k: 1}}]")
     records = {r["arm"]: r for r in evaluation.Evaluator(cfg, run_dir).run()}
     assert records["pretty-task_model-k1"]["cost"]["train_flops"] is None
 
@@ -128,6 +132,7 @@ def test_a_checkpoint_started_from_a_retrained_one_is_trained_again(tmp_path):
     (ckpt / "model").mkdir(parents=True)
     save_file({"w": torch.zeros(2)}, ckpt / "model" / "model.safetensors")
     (ckpt / "train.json").write_text(json.dumps({"protocol": PROTOCOL, "start_weights_sha256": "old",
+                                                 "arm": "cpt-sft", "method": "sft",
                                                  "weights_sha256": hash_weights(ckpt / "model")}))
-    assert _current(ckpt, None, "old")
-    assert not _current(ckpt, None, "new") and not ckpt.exists()
+    assert _current(RunDir(tmp_path), "cpt-sft", None, "old")
+    assert not _current(RunDir(tmp_path), "cpt-sft", None, "new") and not ckpt.exists()

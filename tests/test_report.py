@@ -1,3 +1,4 @@
+import copy
 import csv
 import json
 
@@ -8,9 +9,11 @@ from matplotlib.image import imread
 
 from core.errors import UserError
 import cli
-from eval.report import build_report
+from eval.records import load_records
+from eval.report import build_report, quality_tables, render_csv
 from eval.report_plots import pareto_front
-from eval.report_stats import holm, intervals
+from eval.report_stats import intervals
+from eval.stats import holm
 
 ZERO_COST = {"train_examples": 0, "train_tokens": 0, "train_flops": 0, "train_wall_s": 0.0,
              "train_device_s": 0.0, "train_peak_mem_mb": 0.0, "eval_wall_s": 60.0}
@@ -63,8 +66,9 @@ def run_dir(tmp_path):
 
 def test_report_writes_its_files(run_dir):
     paths, tables = build_report(run_dir)
-    assert set(paths) == {"md", "html", "csv", "quality_vs_cost", "quality_vs_examples", "quality_vs_device_hours",
-                          "quality_vs_extra_steps", "quality_vs_k"}  # no budget plot: one budget
+    assert set(paths) == {"md", "html", "csv", "quality_vs_cost", "quality_vs_examples",
+                          "quality_vs_device_hours", "quality_vs_extra_steps",
+                          "quality_vs_k"}  # no budget plot: one budget
     assert all(p.parent == run_dir and p.is_file() for p in paths.values())
     assert "quality: mt: English → German (100 items)" in tables
 
@@ -73,12 +77,14 @@ def test_report_writes_its_files(run_dir):
     assert "## mt: English → German (100 items)" in md and "## mt: English → Chinese" in md
     # records without per-item outputs have no interval; SFT is the arm the others are tested against
     # training tokens/s = 20480 / 300 s; base trained nothing, so it has none
-    assert ("| pretty-sft-k2 | 14.10 | 41.70 | n/a | 4.0 | 3.0 |  | 256 | 20480 | 3.3e13 | 300.0 | 290.0 | 5000 "
+    assert ("| pretty-sft-k2 | 14.10 | 41.70 | n/a | 4.0 | 3.0 |  | 256 | 20480 | 3.3e13 | 300.0 | 290.0 "
+            "| 5000 "
             "| 68 | 2 |") in md
     sft = next(line for line in md.splitlines() if line.startswith("| sft | 18.20 | 47.30 | ±"))
     assert sft.endswith("| 1.0 | 0.0 |  | 256 | 20480 | 3.3e13 | 300.0 | 290.0 | 5000 | 68 | 0 |")
     # base keeps a fifth of each reference, SFT most of it: a significant gap; the frequent prior as much, on
-    # other items. Two arms are tested against SFT here: Holm doubles the smaller p (the bootstrap's floor, 1/1001)
+    # other items. Two arms are tested against SFT here: Holm doubles the smaller p (the bootstrap's floor,
+    # 1/1001)
     assert "| 31.0 | 0.0 | 0.002* | 0 | 0 | 0 | 0.0 | 0.0 | 0 | n/a | 0 |" in next(
         l for l in md.splitlines() if l.startswith("| base |"))
     frequent = next(l for l in md.splitlines() if l.startswith("| pretty-frequent-k1 |")).split(" | ")
@@ -86,13 +92,15 @@ def test_report_writes_its_files(run_dir):
     german_note = md.split("## mt: English → German")[1].split("##")[0]
     assert "p vs SFT (Holm)" in german_note and "Holm-corrected over 2 tests" in german_note
     assert "too short to tell %" in german_note and "fewer than 10 letters" in german_note
-    # the frequent prior costs 10 s more per 100 items than base: SFT's 290 device-seconds pay back after 2,900
+    # the frequent prior costs 10 s more per 100 items than base: SFT's 290 device-seconds pay back after
+    # 2,900
     assert "| sft | pretty-frequent-k1 | 290 | 0.100 | 2,900 |" in md
     assert "`nrefs:1|tok:13a|version:2.6.0`" in md
 
     german = md.split("## mt: English → German")[1].split("##")[0]
     order = ["base", "lora", "sft", "pretty-frequent-k1", "pretty-sft-k1", "pretty-sft-k2"]
-    assert [german.index(f"| {arm} |") for arm in order] == sorted(german.index(f"| {arm} |") for arm in order)
+    positions = [german.index(f"| {arm} |") for arm in order]
+    assert positions == sorted(positions)
 
     samples = md.split("## Samples")[1]
     assert samples.count("output: pretty-sft-k1 output") == 3
@@ -115,6 +123,17 @@ def test_report_writes_its_files(run_dir):
     panels = pixels[: int(0.85 * len(pixels))]  # above the legend
     for method_color in ("tab:gray", "tab:blue", "tab:orange", "tab:green"):  # every method is plotted
         assert (np.abs(panels - to_rgb(method_color)).max(axis=-1) < 0.02).sum() > 20, method_color
+
+
+def test_report_parts_leave_records_as_loaded_and_need_no_order(run_dir):
+    records = load_records(run_dir)
+    loaded = copy.deepcopy(records)
+    alone = render_csv(records)   # before any table: it finds the same intervals and tests itself
+    quality_tables(records)
+    assert records == loaded and render_csv(records) == alone
+    build_report(run_dir)
+    assert (run_dir / "report.csv").read_bytes() == alone.encode()
+    assert "p_vs_sft_holm" in alone and "0.001998" in alone    # the corrected p of base (2 / 1001)
 
 
 def test_missing_optional_fields_are_tolerated(tmp_path):
@@ -185,8 +204,8 @@ def test_html_page_holds_tables_and_plots(run_dir):
     page = paths["html"].read_text()
     assert page.startswith("<!DOCTYPE html>") and "<th>chrF ±95%</th>" not in page  # headers carry a class
     assert '<th class="num">chrF ±95%</th>' in page and "<td>pretty-frequent-k1</td>" in page
-    for stem in ("quality_vs_cost", "quality_vs_examples", "quality_vs_device_hours", "quality_vs_extra_steps",
-                 "quality_vs_k"):
+    for stem in ("quality_vs_cost", "quality_vs_examples", "quality_vs_device_hours",
+                 "quality_vs_extra_steps", "quality_vs_k"):
         assert f'<img src="{stem}.png"' in page and (run_dir / f"{stem}.png").is_file()
     assert "<script" not in page and "http" not in page  # self-contained: nothing to fetch
 

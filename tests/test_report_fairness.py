@@ -50,8 +50,7 @@ def sweep_dir(tmp_path):
 
 
 def test_break_even_pairs_within_an_experiment_against_its_own_base():
-    rows = [{**r, "_many": True} for r in SWEEP]
-    found = {(b.trained, b.pretty, round(b.items)) for b in break_even(rows)}
+    found = {(b.trained, b.pretty, round(b.items)) for b in break_even(SWEEP, many=True)}
     # budget64: 0.70 - 0.60 s/item extra; budget1024: 0.50 - 0.30 s/item, each against its own base
     assert found == {("budget64: sft", "budget64: pretty-frequent-k1", 1000),
                      ("budget64: lora", "budget64: pretty-frequent-k1", 800),
@@ -103,7 +102,7 @@ def test_cost_plot_draws_unknown_and_upper_bounds(tmp_path):
 
 
 def _knowledge(experiment, arm, lang, correct):
-    return {"experiment": experiment, "_many": True, "arm": arm, "method": "base" if arm == "base" else "cpt",
+    return {"experiment": experiment, "arm": arm, "method": "base" if arm == "base" else "cpt",
             "task": "knowledge", "src": "facts", "tgt": lang, "cost": {},
             "metrics": {"accuracy": sum(correct) / len(correct)},
             "per_item": {"id": [f"q{i}" for i in range(len(correct))], "correct": correct}}
@@ -114,7 +113,7 @@ def test_knowledge_differences_are_to_each_experiments_own_base():
                _knowledge("budget64", "cpt", "de", [1] * 15 + [0] * 5),
                _knowledge("budget1024", "base", "de", [1] * 5 + [0] * 15),
                _knowledge("budget1024", "cpt", "de", [1] * 20)]
-    tables = {t.title: t.rows for t in difference_tables(records)}
+    tables = {t.title: t.rows for t in difference_tables(records)}   # two experiments: labels name theirs
     assert tables.keys() == {"knowledge: facts, accuracy difference to budget64: base (points)",
                              "knowledge: facts, accuracy difference to budget1024: base (points)"}
     (small,) = tables["knowledge: facts, accuracy difference to budget64: base (points)"]

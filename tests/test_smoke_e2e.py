@@ -2,6 +2,7 @@
 checkpoint reloads, results.jsonl, W&B offline runs (the W&B server cannot exist here; the offline run file is
 what `wandb sync` would upload), the report, and resuming a finished run without redoing work."""
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -35,6 +36,16 @@ def test_training_ran_under_the_deepspeed_launcher_with_two_ranks(smoke):
         assert cost["train_examples"] == 32 and cost["train_tokens"] > 32 * 20 and cost["train_flops"] > 0
 
 
+def test_deepspeed_shared_memory_is_given_back(smoke):
+    """DeepSpeed's CPU all-reduce buffers (64 MiB a rank in /dev/shm, i.e. RAM) are removed when a job
+    ends."""
+    _, first, _, _ = smoke
+    ports = re.findall(r"--master_port (\d+)", first.stdout)
+    assert len(ports) == 2   # sft and lora
+    left = [p for port in ports for p in Path("/dev/shm").glob(f"deepspeed_allreduce_buffer_*_{port}_*")]
+    assert not left, left
+
+
 def test_checkpoints_reload(smoke):
     run, _, _, tiny = smoke
     assert checks.check_full(run / "checkpoints" / "sft" / "model", tiny)["tensors_changed"] > 0
@@ -52,7 +63,8 @@ def test_results_are_complete_and_traceable(smoke):
         assert r["config_hash"] == config_hash and r["git_rev"]
         assert "tok:13a" in r["signatures"]["bleu"]
         assert len(r["samples"]) == 3 and all("output" in s for s in r["samples"])
-        assert len(r["per_item"]["output"]) == len(r["per_item"]["reference"]) == 8  # what the report's CIs need
+        # what the report's CIs need
+        assert len(r["per_item"]["output"]) == len(r["per_item"]["reference"]) == 8
         assert Path(r["weights"]["path"]).exists()
         assert r["weights"]["sha256"] == hash_weights(r["weights"]["path"])
     by_arm = {r["arm"]: r for r in records}
@@ -88,7 +100,8 @@ def test_report_is_rebuilt_from_results_alone(smoke, tmp_path):
     alone = tmp_path / "copy"
     alone.mkdir()
     shutil.copy(run / "results.jsonl", alone)
-    proc = subprocess.run([sys.executable, "cli.py", "report", str(alone)], cwd=REPO, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "cli.py", "report", str(alone)], cwd=REPO, capture_output=True,
+                          text=True)
     assert proc.returncode == 0, proc.stderr
     table = lambda p: p.read_text().split("## Samples")[0].split("## mt")[1]  # noqa: E731
     assert table(alone / "report.md") == table(run / "report.md")

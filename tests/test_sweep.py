@@ -20,9 +20,10 @@ def test_grid_times_paired():
                      paired={"arms.1.epochs": [1, 2], "arms.1.learning_rate": [0.1, 0.2]})
     got = points(spec)
     assert len(got) == 2 * 2 * 2
-    assert got[0] == ["seed=1", "data.budget=8", "eval.batch_size=2", "arms.1.epochs=1", "arms.1.learning_rate=0.1",
-                      "name=s-budget8-batch_size2-epochs1-learning_rate0p1"]
-    assert got[-1][1:5] == ["data.budget=16", "eval.batch_size=4", "arms.1.epochs=2", "arms.1.learning_rate=0.2"]
+    assert got[0] == ["seed=1", "data.budget=8", "eval.batch_size=2", "arms.1.epochs=1",
+                      "arms.1.learning_rate=0.1", "name=s-budget8-batch_size2-epochs1-learning_rate0p1"]
+    assert got[-1][1:5] == ["data.budget=16", "eval.batch_size=4", "arms.1.epochs=2",
+                            "arms.1.learning_rate=0.2"]
 
 
 def test_every_point_is_validated_before_anything_runs():
@@ -37,7 +38,8 @@ def test_sweep_runs_skips_finished_and_reports_across_experiments(tmp_path, caps
     out = tmp_path / "runs"
     assert cli.main(["sweep", SMOKE_SWEEP, "--output-dir", str(out)]) == 0
     sweep = out / "smoke-sweep"
-    budgets = {r["experiment"]: r["budget"] for r in read_jsonl(sweep / "smoke-sweep-budget8" / "results.jsonl")}
+    budgets = {r["experiment"]: r["budget"]
+               for r in read_jsonl(sweep / "smoke-sweep-budget8" / "results.jsonl")}
     assert budgets == {"smoke-sweep-budget8": 8}
     logged = runs(sweep / "smoke-sweep-budget16" / "wandb")
     assert logged and all(r["group"] == "smoke-sweep" for r in logged)
@@ -51,7 +53,8 @@ def test_sweep_runs_skips_finished_and_reports_across_experiments(tmp_path, caps
 
 def test_slurm_job_array(tmp_path):
     script = tmp_path / "sweep.sbatch"
-    assert cli.main(["sweep", SMOKE_SWEEP, "--slurm", str(script), "--gpus-per-node", "4", "--nodes", "2"]) == 0
+    assert cli.main(["sweep", SMOKE_SWEEP, "--slurm", str(script), "--gpus-per-node", "4",
+                     "--nodes", "2"]) == 0
     text = script.read_text()
     assert "#SBATCH --array=0-1" in text and "#SBATCH --nodes=2" in text
     assert "scontrol show hostnames" in text and 'deepspeed.hostfile="$hostfile" deepspeed.num_gpus=4' in text

@@ -13,8 +13,9 @@ UPOS = {"ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART
 def test_mt_and_pos_without_training(tmp_path, data_dir, tiny_model):
     arms = ("[{method: base}, {method: pretty, prior: oracle, k: 2}, {method: pretty, prior: frequent, k: 1},"
             " {method: pretty, prior: dictionary, k: 1}]")
-    code = cli.main(["run", SMOKE, f"output_dir={tmp_path}", f"data.dir={data_dir}", "tasks.pos={test_langs: [de, fr]}",
-                     "data.budget=16", "data.test_size=4", f"arms={arms}", "wandb.mode=disabled"])
+    code = cli.main(["run", SMOKE, f"output_dir={tmp_path}", f"data.dir={data_dir}",
+                     "tasks.pos={test_langs: [de, fr]}", "data.budget=16", "data.test_size=4", f"arms={arms}",
+                     "wandb.mode=disabled"])
     assert code == 0
     run = tmp_path / "smoke"
     train = read_jsonl(run / "data" / "train.jsonl")
@@ -23,11 +24,11 @@ def test_mt_and_pos_without_training(tmp_path, data_dir, tiny_model):
     records = read_jsonl(run / "results.jsonl")
     units = {(r["arm"], r["task"], r["tgt"]) for r in records}
     # the dictionary prior translates words: it has nothing to offer a tagger and is skipped there
-    assert ("pretty-dictionary-k1", "mt", "de") in units and not any(a == "pretty-dictionary-k1" and t == "pos"
-                                                                     for a, t, _ in units)
+    assert (("pretty-dictionary-k1", "mt", "de") in units
+            and not any(a == "pretty-dictionary-k1" and t == "pos" for a, t, _ in units))
     pos = [r for r in records if r["task"] == "pos"]
-    assert {(r["arm"], r["tgt"]) for r in pos} == {(a, l) for a in ("base", "pretty-oracle-k2", "pretty-frequent-k1")
-                                                   for l in ("de", "fr")}
+    assert {(r["arm"], r["tgt"]) for r in pos} == {
+        (a, l) for a in ("base", "pretty-oracle-k2", "pretty-frequent-k1") for l in ("de", "fr")}
     for r in pos:
         assert r["src"] == "en" and r["n_items"] == 4
         assert 0 <= r["metrics"]["upos_accuracy"] <= 1 and 0 <= r["metrics"]["invalid_rate"] <= 1

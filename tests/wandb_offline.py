@@ -36,7 +36,8 @@ def _chunks(data: bytes):
 
 
 def read_run(run_dir: Path) -> dict:
-    """{'id', 'name', 'group', 'job_type', 'history': [{key: value}], 'summary': {key: value}} of one offline run."""
+    """{'id', 'name', 'group', 'job_type', 'history': [{key: value}], 'summary': {key: value}} of one offline
+    run."""
     from wandb.proto import wandb_internal_pb2 as pb
 
     (path,) = Path(run_dir).glob("run-*.wandb")
@@ -49,9 +50,11 @@ def read_run(run_dir: Path) -> dict:
             out |= {"id": rec.run.run_id, "name": rec.run.display_name, "group": rec.run.run_group,
                     "job_type": rec.run.job_type}
         elif kind == "history":
-            out["history"].append({i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in rec.history.item})
+            out["history"].append({i.key or "/".join(i.nested_key): json.loads(i.value_json)
+                                   for i in rec.history.item})
         elif kind == "summary":
-            out["summary"] |= {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in rec.summary.update}
+            out["summary"] |= {i.key or "/".join(i.nested_key): json.loads(i.value_json)
+                               for i in rec.summary.update}
     return out
 
 

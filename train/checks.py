@@ -26,12 +26,14 @@ def check_full(model_dir: Path, base_path: str) -> dict:
         raise CheckpointError(f"{model_dir}: parameters differ from the base model's")
     changed = sum(not torch.equal(tuned_sd[k], base_sd[k]) for k in base_sd)
     if changed == 0:
-        raise CheckpointError(f"{model_dir}: weights are identical to the base model (nothing was trained or saved)")
+        raise CheckpointError(f"{model_dir}: weights are identical to the base model "
+                              "(nothing was trained or saved)")
     return {"kind": "full", "tensors": len(base_sd), "tensors_changed": changed}
 
 
 def check_adapter(adapter_dir: Path, base_path: str) -> dict:
-    """The adapter file holds LoRA tensors, lora_B moved away from its zero init, and it loads onto the base."""
+    """The adapter file holds LoRA tensors, lora_B moved away from its zero init, and it loads onto the
+    base."""
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
@@ -41,7 +43,8 @@ def check_adapter(adapter_dir: Path, base_path: str) -> dict:
     tensors = load_file(str(path))
     lora_b = [t for k, t in tensors.items() if "lora_B" in k]
     if not tensors or not lora_b or any(t.numel() == 0 for t in tensors.values()):
-        raise CheckpointError(f"{path}: adapter is empty ({path.stat().st_size} bytes) - the ZeRO-3 empty-adapter bug?")
+        raise CheckpointError(f"{path}: adapter is empty ({path.stat().st_size} bytes) "
+                              "- the ZeRO-3 empty-adapter bug?")
     if all(torch.count_nonzero(t) == 0 for t in lora_b):
         raise CheckpointError(f"{path}: every lora_B is still zero: the adapter changes nothing")
     base = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)

@@ -12,7 +12,8 @@ from pathlib import Path
 import torch
 from datasets import Dataset
 
-from core.config import ExperimentConfig, PretrainArm
+from core.arms import PretrainArm
+from core.config import ExperimentConfig
 from core.io import read_jsonl
 from core.ledger import Cost
 from core.models import load_tokenizer
@@ -21,7 +22,8 @@ from train.sampler import ExactlyOnceMixin
 
 
 class Collator:
-    """Right-padded batches; padding is masked out of attention and loss; `lang` rides along for the counts."""
+    """Right-padded batches; padding is masked out of attention and loss; `lang` rides along for the
+    counts."""
 
     def __init__(self, pad_id: int):
         self.pad_id = pad_id
@@ -62,14 +64,16 @@ def _trainer_class(ledger: common.Ledger, langs: list[str]):
     return PretrainTrainer
 
 
-def train(cfg: ExperimentConfig, arm: PretrainArm, run_dir: Path, model_path: str,
-          out_dir: Path) -> tuple[Cost, dict[str, int]]:
-    """Returns the cost and the training tokens of each language, counted from the batches."""
+def train(cfg: ExperimentConfig, arm: PretrainArm, model_path: str,
+          out_dir: Path, data_file: Path) -> tuple[Cost, dict[str, int]]:
+    """Returns the cost and the training tokens of each language, counted from the batches. `data_file`: the
+    arm's token stream, one for every seed of it."""
     from transformers import TrainingArguments
 
-    rows = read_jsonl(run_dir / "data" / f"pretrain-{cfg.family(arm.name)}.jsonl")   # one stream for every seed
+    rows = read_jsonl(data_file)
     budget = sum(len(r["input_ids"]) for r in rows)
-    dataset = Dataset.from_list([{"input_ids": r["input_ids"], "lang": arm.langs.index(r["lang"])} for r in rows])
+    dataset = Dataset.from_list([{"input_ids": r["input_ids"], "lang": arm.langs.index(r["lang"])}
+                                 for r in rows])
     tokenizer = load_tokenizer(model_path, cfg.model.trust_remote_code)
     args = TrainingArguments(**common.common_args(cfg, arm, out_dir), num_train_epochs=1,
                              remove_unused_columns=False)  # keep `lang` for the collator

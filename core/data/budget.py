@@ -5,7 +5,7 @@ import math
 import random
 from typing import Sequence, TypeVar
 
-from core.data.parallel import Pair
+from core.data.types import Pair
 from core.errors import UserError
 
 T = TypeVar("T")
@@ -15,7 +15,8 @@ def select(pairs: Sequence[T], n: int, seed: int, what: str) -> list[T]:
     """A seeded sample of exactly ``n`` items, kept in their original order.
 
     Samples positions, never hashes items, so PYTHONHASHSEED cannot change it. With the same seed and pool a
-    smaller budget's sample lies inside a larger one's, so a budget sweep adds data rather than redrawing it."""
+    smaller budget's sample lies inside a larger one's, so a budget sweep adds data rather than redrawing
+    it."""
     if n <= 0:
         raise UserError(f"{what}: budget must be a positive number of examples, got {n}")
     if n > len(pairs):
@@ -31,7 +32,8 @@ def check_disjoint(train: Sequence[Pair], test: Sequence[Pair]) -> None:
     train_ids = {p.id for p in train}
     shared = [p.id for p in test if p.id in train_ids]
     if shared:
-        raise UserError(f"train/test leakage: {len(shared)} test pair id(s) also in training, e.g. {shared[0]!r}")
+        raise UserError(f"train/test leakage: {len(shared)} test pair id(s) also in training, "
+                        f"e.g. {shared[0]!r}")
     for side in ("src", "tgt"):
         seen = {" ".join(getattr(p, side).split()) for p in train}
         shared = [p for p in test if " ".join(getattr(p, side).split()) in seen]
@@ -42,11 +44,12 @@ def check_disjoint(train: Sequence[Pair], test: Sequence[Pair]) -> None:
 
 
 def round_sizes(n: int, batch_size: int, world: int) -> list[list[int]]:
-    """Per round (one micro-batch on every rank), each rank's batch size: full rounds first, the shortfall taken
-    from the last rounds, every rank keeping at least one example per round."""
+    """Per round (one micro-batch on every rank), each rank's batch size: full rounds first, the shortfall
+    taken from the last rounds, every rank keeping at least one example per round."""
     if n < world or (batch_size == 1 and n % world):
-        raise ValueError(f"{n} examples cannot be split over {world} ranks in equal numbers of non-empty batches "
-                         f"of at most {batch_size}: use a batch size of 2 or more, or a multiple of {world} examples")
+        raise ValueError(f"{n} examples cannot be split over {world} ranks in equal numbers of non-empty "
+                         f"batches of at most {batch_size}: use a batch size of 2 or more, or a multiple of "
+                         f"{world} examples")
     batch_size = min(batch_size, math.ceil(n / world))   # larger batches would be cut to this anyway
     rounds = math.ceil(n / (batch_size * world))
     sizes = [[batch_size] * world for _ in range(rounds)]

@@ -1,6 +1,6 @@
-"""Pretraining text without test data (fairness rule 9): a document that shares a word 13-gram with any test or
-dev text (in Chinese and Japanese, written without spaces, a character 50-gram) is dropped, and every drop is
-counted so that the manifest says what was removed.
+"""Pretraining text without test data (fairness rule 9): a document that shares a word 13-gram with any test
+or dev text (in Chinese and Japanese, written without spaces, a character 50-gram) is dropped, and every drop
+is counted so that the manifest says what was removed.
 
 The n-grams of the held texts are hashed into one dict (hash -> the row that holds it); each document is
 scanned once and stops at its first hit, so millions of characters of gettext or man pages cost seconds.
@@ -12,11 +12,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
-from core.data.mono import Document
+from core.data.types import Document
 
 WORD_N, CHAR_N = 13, 50
-# A held text shorter than an n-gram is matched whole (most zh/ja test sentences are under 13 words, many under 50
-# characters); below these lengths a text ("Ja.", a name) is too common to decide anything: counted, not checked
+# A held text shorter than an n-gram is matched whole (most zh/ja test sentences are under 13 words, many
+# under 50 characters); below these lengths a text ("Ja.", a name) is too common to decide anything: counted,
+# not checked
 MIN_WORDS, MIN_CHARS = 8, 20
 CHAR_LANGS = frozenset({"zh", "ja"})
 _WORD = re.compile(r"\w+")
@@ -43,8 +44,8 @@ def char_ngrams(text: str, n: int = CHAR_N) -> Iterator[int]:
 
 
 def held_texts(rows: Iterable[dict]) -> dict[str, str]:
-    """text -> the first row holding it, over the test and dev rows: every row's source ("src": the sentence to
-    translate, the question, the POS words) and its reference ("tgt"), except POS, whose target is tags."""
+    """text -> the first row holding it, over the test and dev rows: every row's source ("src": the sentence
+    to translate, the question, the POS words) and its reference ("tgt"), except POS, whose target is tags."""
     texts: dict[str, str] = {}
     for row in rows:
         name = f"{row.get('task')} {row.get('direction')} {row['id']}"
@@ -73,7 +74,8 @@ class Index:
                 table = index.words.setdefault(n, {})
                 for h in word_ngrams(text, n):
                     table.setdefault(h, name)
-            if _CJK.search(text):   # the row's language fields name a direction, not always the text's language
+            # the row's language fields name a direction, not always the text's language
+            if _CJK.search(text):
                 n = min(CHAR_N, len(_chars(text)))
                 if n >= MIN_CHARS:
                     checked = True
@@ -110,7 +112,8 @@ def decontaminate(docs_by_lang: dict[str, list[Document]], index: Index,
                 kept[lang].append(doc)
             else:
                 dropped.append((doc, hit))
-        removed = tokenizer([d.text for d, _ in dropped], add_special_tokens=False).input_ids if dropped else []
+        removed = tokenizer([d.text for d, _ in dropped], add_special_tokens=False).input_ids \
+            if dropped else []
         record["by_lang"][lang] = {"documents_checked": len(docs), "hits": len(dropped),
                                    "tokens_removed": sum(map(len, removed)),
                                    "examples": [{"doc": d.id, "held": h} for d, h in dropped[:_EXAMPLES]]}

@@ -10,14 +10,21 @@ from __future__ import annotations
 
 import json
 import random
+import zoneinfo
 from functools import lru_cache
+from importlib.resources import files
 
-from core.data.knowledge import Question
+from babel import Locale
+from babel.dates import get_timezone_location
+from babel.numbers import get_currency_name
+
+from core.data.types import Question
 from core.errors import UserError
 
 TEMPLATES = {  # capital, continent, currency
     "en": ("What is the capital of {c}?", "On which continent is {c}?", "What is the currency of {c}?"),
-    "de": ("Was ist die Hauptstadt von {c}?", "Auf welchem Kontinent liegt {c}?", "Was ist die Währung von {c}?"),
+    "de": ("Was ist die Hauptstadt von {c}?", "Auf welchem Kontinent liegt {c}?",
+           "Was ist die Währung von {c}?"),
     "fr": ("Quelle est la capitale du pays {c} ?", "Sur quel continent se trouve le pays {c} ?",
            "Quelle est la monnaie du pays {c} ?"),
     "es": ("¿Cuál es la capital de {c}?", "¿En qué continente está {c}?", "¿Cuál es la moneda de {c}?"),
@@ -32,14 +39,12 @@ TEMPLATES = {  # capital, continent, currency
 LANGS = tuple(TEMPLATES)
 _WORLD_COUNTRIES = {"en": "en", "de": "de", "fr": "fr", "es": "es", "ru": "ru", "zh": "ch", "ar": "ar"}
 # world-countries' English continent names -> CLDR region codes (for names in any locale)
-_CONTINENTS = {"Africa": "002", "Asia": "142", "Europe": "150", "North America": "003", "South America": "005",
-               "Oceania": "009"}
+_CONTINENTS = {"Africa": "002", "Asia": "142", "Europe": "150", "North America": "003",
+               "South America": "005", "Oceania": "009"}
 
 
 @lru_cache(maxsize=None)
 def _world(lang: str) -> dict[str, dict]:
-    from importlib.resources import files
-
     path = files("world_countries") / "data" / f"countries_{_WORLD_COUNTRIES[lang]}.json"
     return {c["iso2"]: c for c in json.loads(path.read_text(encoding="utf-8"))}
 
@@ -47,10 +52,6 @@ def _world(lang: str) -> dict[str, dict]:
 @lru_cache(maxsize=None)
 def _capital_zones() -> dict[str, str]:
     """English exemplar city -> time zone, for capitals in languages world-countries lacks."""
-    import zoneinfo
-
-    from babel.dates import get_timezone_location
-
     zones = {}
     for tz in sorted(zoneinfo.available_timezones()):
         try:
@@ -62,10 +63,6 @@ def _capital_zones() -> dict[str, str]:
 
 def _names(lang: str) -> dict[str, dict[str, str]]:
     """iso2 -> {"country", "capital", "continent", "currency"} in `lang` (missing values left out)."""
-    from babel import Locale
-    from babel.dates import get_timezone_location
-    from babel.numbers import get_currency_name
-
     locale = Locale.parse(lang)
     out = {}
     for iso2, en in _world("en").items():
@@ -113,11 +110,10 @@ def questions(lang: str, seed: int = 0) -> list[Question]:
                 continue
             label = rng.randrange(4)
             options = rendered[:label] + [mine[relation]] + rendered[label:]
-            out.append(Question(f"facts:{relation}:{iso2}", template.format(c=mine["country"]), tuple(options), label))
+            question = template.format(c=mine["country"])
+            out.append(Question(f"facts:{relation}:{iso2}", question, tuple(options), label))
     return out
 
 
 def _continent(lang: str, english_name: str) -> str:
-    from babel import Locale
-
     return Locale.parse(lang).territories.get(_CONTINENTS[english_name], "")

@@ -1,16 +1,19 @@
 """CLiKA's fictional knowledge, for the conductivity level: 400 invented places on 20 invented continents.
 
-`fictional/train/<X>.json` (JSON lines despite the name) holds English QA for every place, X-language QA for the
-"type 0" places only, and X -> English translations of every name, each fact in about ten paraphrases. The tests:
-`test/target/test{EN,X}.jsonl` (one question per place, answers tagged `[[continent:…]][[city:…]][[type:0|1]]`,
-the same places line by line) and `test/Translate/translate<X>.jsonl` (English -> X names).
+`fictional/train/<X>.json` (JSON lines despite the name) holds English QA for every place, X-language QA for
+the "type 0" places only, and X -> English translations of every name, each fact in about ten paraphrases. The
+tests: `test/target/test{EN,X}.jsonl` (one question per place, answers tagged
+`[[continent:…]][[city:…]][[type:0|1]]`, the same places line by line) and
+`test/Translate/translate<X>.jsonl` (English -> X names).
 
-A reduced protocol for small machines keeps `places` of them (half of each type) and `paraphrases` rows per fact.
+A reduced protocol for small machines keeps `places` of them (half of each type) and `paraphrases` rows per
+fact.
 
 1–4 X names per language belong to two places (de "Wirbeltal": Vortex Valley, type 0; Vortex Vale, type 1).
 So a training question is matched to its place among all 400 by the longest whole name it mentions and, for
 a shared name, by type and by the continent its answer gives; and an X question whose name two chosen places
 on different continents share is left out of the test (the manifest's `dropped_ambiguous`).
+``Place`` and ``TestItem`` live in ``core.data.types``; callers may keep importing them from here.
 """
 from __future__ import annotations
 
@@ -18,33 +21,18 @@ import functools
 import random
 import re
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 
+from lingua import Language, LanguageDetectorBuilder
+
 from core.data.knowledge import json_lines
+from core.data.types import Place, TestItem
 from core.errors import DataMissing, UserError
 from core.languages import language
 
-LANGS = ("ar", "de", "fr", "he", "it", "ja", "pl", "ru", "zh")   # CLiKA's target languages (English is the source)
+# CLiKA's target languages (English is the source)
+LANGS = ("ar", "de", "fr", "he", "it", "ja", "pl", "ru", "zh")
 _TAG = re.compile(r"\[\[(continent|city|type):([^\]]*)\]\]")
-
-
-@dataclass(frozen=True)
-class Place:
-    index: int         # its question's position in the test files
-    en: str            # English name
-    x: str             # name in the target language
-    type: int          # 0: stated in both languages in training; 1: stated in English only
-    continent_en: str
-    continent_x: str
-
-
-@dataclass(frozen=True)
-class TestItem:
-    id: str
-    subset: str        # translation | en_type0 | en_type1 | x_type0 | x_type1
-    question: str
-    expected: str      # correct when the answer contains it (case-insensitive): a continent or a name
 
 
 def _jsonl(path: Path):
@@ -74,7 +62,8 @@ def places(root: Path, lang: str) -> list[Place]:
         t_en, t_x = _tags(where_en, row_en["answer"]), _tags(where_x, row_x["answer"])
         if t_en["type"] != t_x["type"]:
             raise UserError(f"{where_x}: type {t_x['type']} differs from {where_en}'s {t_en['type']}")
-        out.append(Place(i, t_en["city"], t_x["city"], int(t_en["type"]), t_en["continent"], t_x["continent"]))
+        out.append(Place(i, t_en["city"], t_x["city"], int(t_en["type"]), t_en["continent"],
+                         t_x["continent"]))
     return out
 
 
@@ -132,11 +121,10 @@ def _place_of(prompt: str, answer: str, by_name: dict[str, list[Place]]) -> Plac
 
 @functools.lru_cache(maxsize=None)
 def _question_language(lang: str):
-    """Whether a question is asked in English or in X, from its wording (place names removed): lingua, restricted
-    to the two languages. The answers cannot tell: some continents are spelled alike in both."""
-    from lingua import Language, LanguageDetectorBuilder
-
-    detector = LanguageDetectorBuilder.from_languages(Language.ENGLISH, getattr(Language, language(lang).lingua)).build()
+    """Whether a question is asked in English or in X, from its wording (place names removed): lingua,
+    restricted to the two languages. The answers cannot tell: some continents are spelled alike in both."""
+    other = getattr(Language, language(lang).lingua)
+    detector = LanguageDetectorBuilder.from_languages(Language.ENGLISH, other).build()
     return lambda text: "en" if detector.detect_language_of(text) == Language.ENGLISH else "x"
 
 
@@ -225,7 +213,8 @@ def load(data_dir: Path | None, lang: str, n_places: int | None, paraphrases: in
          seed: int) -> tuple[list[dict], list[TestItem], dict]:
     """(training rows, test items, manifest entry) of language `lang`."""
     if data_dir is None:
-        raise DataMissing("conductivity needs the data directory (data.dir or YARN_DATA_DIR) with clika/fictional/")
+        raise DataMissing("conductivity needs the data directory (data.dir or YARN_DATA_DIR) "
+                          "with clika/fictional/")
     root = data_dir / "clika" / "fictional"
     chosen = choose(places(root, lang), n_places, seed)
     rows = training_rows(root, lang, chosen, paraphrases)
@@ -236,5 +225,5 @@ def load(data_dir: Path | None, lang: str, n_places: int | None, paraphrases: in
     subsets = defaultdict(int)
     for i in items:
         subsets[i.subset] += 1
-    return rows, items, {"places": len(chosen), "paraphrases": paraphrases or "all", "train_rows": dict(kinds),
-                         "test_items": dict(subsets), "dropped_ambiguous": dropped}
+    return rows, items, {"places": len(chosen), "paraphrases": paraphrases or "all",
+                         "train_rows": dict(kinds), "test_items": dict(subsets), "dropped_ambiguous": dropped}

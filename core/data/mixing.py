@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from core.data.mono import Document
+from core.data.types import Document
 from core.errors import UserError
 
 
@@ -20,7 +20,7 @@ class Stream:
     probabilities: dict[str, float]
     pool_tokens: dict[str, int]        # n_l: every token of the language's text
     tokens: dict[str, int]             # realised: tokens of the language in rows
-    decontamination: dict = field(default_factory=dict)   # what was dropped before sampling (decontaminate.py)
+    decontamination: dict = field(default_factory=dict)   # dropped before sampling (decontaminate.py)
 
     @property
     def passes(self) -> dict[str, float]:
@@ -29,8 +29,8 @@ class Stream:
 
     def manifest(self) -> dict:
         record = {"token_budget": sum(self.tokens.values()), "probabilities": self.probabilities,
-                  "pool_tokens": self.pool_tokens, "tokens_by_lang": self.tokens, "passes_by_lang": self.passes,
-                  "sequences": len(self.rows)}
+                  "pool_tokens": self.pool_tokens, "tokens_by_lang": self.tokens,
+                  "passes_by_lang": self.passes, "sequences": len(self.rows)}
         return {**record, "decontamination": self.decontamination} if self.decontamination else record
 
 
@@ -44,7 +44,8 @@ def sampling_probabilities(pool_tokens: dict[str, int], alpha: float,
 
 
 def blocks(docs: list[Document], tokenizer, max_length: int) -> list[tuple[str, list[int]]]:
-    """(document id, token ids) blocks of at most max_length tokens, each starting with BOS when the model has one."""
+    """(document id, token ids) blocks of at most max_length tokens, each starting with BOS when the model has
+    one."""
     bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
     width = max_length - len(bos)
     out = []
@@ -76,7 +77,7 @@ def build(docs_by_lang: dict[str, list[Document]], tokenizer, token_budget: int,
         remaining = token_budget - total
         ids = ids[:remaining]   # the last block is cut so the total is the budget exactly ...
         if remaining - len(ids) == 1 and len(ids) > 2:
-            ids = ids[:-1]      # ... and never leaves one token over, which would make a block predicting nothing
+            ids = ids[:-1]      # ... and never leaves one token over: a block that would predict nothing
         rows.append({"lang": lang, "doc": doc, "input_ids": ids})
         total += len(ids)
     tokens = {lang: 0 for lang in langs}

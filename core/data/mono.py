@@ -2,26 +2,23 @@
 translation test and dev books and their parallels, Debian's translations (gettext catalogs, manual pages),
 plain text files, or a streamed hub dataset.
 
-A config lists sources under an arm's ``text:``; ``documents`` reads every source that has the language.
+A config lists sources under an arm's ``text:``; ``documents`` asks each of them for the language's documents.
+``Document`` lives in ``core.data.types``; callers may keep importing it from here.
 """
 from __future__ import annotations
 
 import gettext
 import gzip
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.data import bible, hub
+from core.data.parallel import BibleSource
+from core.data.types import Document
 from core.errors import DataMissing, UserError
-
-
-@dataclass(frozen=True)
-class Document:
-    id: str     # stable: bible:s:1.3 (translation, book.chapter), gettext:apt.mo, text:de.txt:12, hub:name:5
-    text: str
 
 
 class BibleText(BaseModel):
@@ -33,12 +30,21 @@ class BibleText(BaseModel):
     # None: derived only (unset, it stays out of the config hash); books listed here are held out in addition
     test_books: Optional[list[int]] = None
 
+    def documents(self, lang: str, base_dir: Path | None, held_out_books: set[int] | None) -> list[Document]:
+        books = (bible_held_out() if held_out_books is None else set(held_out_books)) \
+            | bible.held_out(self.test_books or ())
+        return [Document(i, t) for i, t in bible.chapters(lang, self.translations, sorted(books))]
+
 
 class GettextText(BaseModel):
-    """Translated messages of every gettext catalog <dir>/<lang>/LC_MESSAGES/*.mo; one catalog is one document."""
+    """Translated messages of every gettext catalog <dir>/<lang>/LC_MESSAGES/*.mo; one catalog is one
+    document."""
     model_config = ConfigDict(extra="forbid")
     source: Literal["gettext"]
     dir: str = "/usr/share/locale"
+
+    def documents(self, lang: str, base_dir: Path | None, held_out_books: set[int] | None) -> list[Document]:
+        return _gettext(Path(self.dir), lang)
 
 
 class ManPages(BaseModel):
@@ -48,6 +54,9 @@ class ManPages(BaseModel):
     source: Literal["manpages"]
     dir: str = "/usr/share/man"
 
+    def documents(self, lang: str, base_dir: Path | None, held_out_books: set[int] | None) -> list[Document]:
+        return _manpages(Path(self.dir), lang)
+
 
 class TextFile(BaseModel):
     """A UTF-8 text file in one language; documents are separated by blank lines."""
@@ -55,6 +64,9 @@ class TextFile(BaseModel):
     source: Literal["text"]
     path: str   # relative paths resolve against the config file's directory
     lang: str
+
+    def documents(self, lang: str, base_dir: Path | None, held_out_books: set[int] | None) -> list[Document]:
+        return _text_file(self, base_dir) if lang == self.lang else []
 
 
 class HubText(BaseModel):
@@ -68,43 +80,28 @@ class HubText(BaseModel):
     lang: str
     max_docs: int = Field(20000, gt=0)
 
+    def documents(self, lang: str, base_dir: Path | None, held_out_books: set[int] | None) -> list[Document]:
+        return _hub(self) if lang == self.lang else []
 
-MonoSource = Annotated[Union[BibleText, GettextText, ManPages, TextFile, HubText], Field(discriminator="source")]
+
+MonoSource = Annotated[Union[BibleText, GettextText, ManPages, TextFile, HubText],
+                       Field(discriminator="source")]
 
 
 def bible_held_out(mt_sources: list = ()) -> set[int]:
     """The Bible books pretraining text must not hold: the test and dev books of the MT task's Bible sources
     (train and test), else the parallel Bible source's defaults, each with its parallel accounts."""
-    from core.data.bible import DEV_BOOKS, held_out
-    from core.data.parallel import BibleSource
-
     bibles = [s for s in mt_sources if isinstance(s, BibleSource)] or [BibleSource(source="bible")]
-    return held_out({book for s in bibles for book in [*s.test_books, *(s.dev_books or DEV_BOOKS)]})
+    return bible.held_out({book for s in bibles
+                           for book in [*s.test_books, *(s.dev_books or bible.DEV_BOOKS)]})
 
 
 def documents(sources: list, lang: str, base_dir: Path | None = None,
               held_out_books: set[int] | None = None) -> list[Document]:
     """Every document in ``lang`` from the sources that have it, deterministic order, empty ones dropped.
     ``held_out_books``: Bible books to leave out (None: ``bible_held_out()``, the defaults)."""
-    docs: list[Document] = []
-    for source in sources:
-        if isinstance(source, (TextFile, HubText)) and source.lang != lang:
-            continue
-        if isinstance(source, BibleText):
-            from core.data.bible import chapters, held_out
-
-            books = (bible_held_out() if held_out_books is None else set(held_out_books)) \
-                | held_out(source.test_books or ())
-            docs += [Document(i, t) for i, t in chapters(lang, source.translations, sorted(books))]
-        elif isinstance(source, GettextText):
-            docs += _gettext(Path(source.dir), lang)
-        elif isinstance(source, ManPages):
-            docs += _manpages(Path(source.dir), lang)
-        elif isinstance(source, TextFile):
-            docs += _text_file(source, base_dir)
-        else:
-            docs += _hub(source)
-    return [d for d in docs if d.text.strip()]
+    return [d for source in sources for d in source.documents(lang, base_dir, held_out_books)
+            if d.text.strip()]
 
 
 def _gettext(directory: Path, lang: str) -> list[Document]:
@@ -116,7 +113,8 @@ def _gettext(directory: Path, lang: str) -> list[Document]:
         try:
             with open(path, "rb") as f:
                 catalog = gettext.GNUTranslations(f)._catalog
-        except (OSError, ValueError):   # not UTF-8 (old latin-1 catalogs) or not a catalog: skipped, not fatal
+        # not UTF-8 (old latin-1 catalogs) or not a catalog: skipped, not fatal
+        except (OSError, ValueError):
             skipped.append(path.name)
             continue
         # keys "" (the header) and (msgid, n) plurals: keep singular translations, each once, in file order
@@ -124,12 +122,13 @@ def _gettext(directory: Path, lang: str) -> list[Document]:
                                  if k and (not isinstance(k, tuple) or k[1] == 0) and v.strip())
         docs.append(Document(f"gettext:{lang}/{path.name}", "\n".join(messages)))
     if skipped:
-        print(f"[data] gettext {lang}: skipped {len(skipped)} catalogs that are not UTF-8 gettext: {' '.join(skipped)}",
-              flush=True)
+        print(f"[data] gettext {lang}: skipped {len(skipped)} catalogs that are not UTF-8 gettext: "
+              f"{' '.join(skipped)}", flush=True)
     return docs
 
 
-_ROFF_TEXT_MACROS = re.compile(r"^\.(?:SH|SS|B|I|BR|IR|RB|RI|BI|IB|TP|IP|SM)\b ?")   # macros whose arguments are text
+# macros whose arguments are text
+_ROFF_TEXT_MACROS = re.compile(r"^\.(?:SH|SS|B|I|BR|IR|RB|RI|BI|IB|TP|IP|SM)\b ?")
 _ROFF_ESCAPES = re.compile(r"\\f(?:\[[^]]*\]|\(..|.)|\\\(..|\\\[[^]]*\]|\\[|&^%:]|\\s[+-]?\d")
 
 
@@ -178,14 +177,12 @@ def _text_file(source: TextFile, base_dir: Path | None) -> list[Document]:
 
 
 def _hub(source: HubText) -> list[Document]:
-    import datasets
+    import datasets   # ~2 s to import; only hub sources need it
 
-    from core.data.parallel import _hub_offline, _offline_reason
-
-    offline = _offline_reason()
+    offline = hub.offline_reason()
     what = f"hub dataset {source.name!r}"
     try:
-        with _hub_offline(bool(offline)):
+        with hub.offline(bool(offline)):
             stream = datasets.load_dataset(source.name, source.config, split=source.split, streaming=True)
             docs = []
             for i, row in enumerate(stream):
@@ -200,4 +197,5 @@ def _hub(source: HubText) -> list[Document]:
         raise
     except Exception as e:
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        raise DataMissing(f"{what}: cannot stream ({offline or reason}); use a text or bible source offline") from None
+        raise DataMissing(f"{what}: cannot stream ({offline or reason}); "
+                          "use a text or bible source offline") from None

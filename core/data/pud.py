@@ -8,7 +8,7 @@ from pathlib import Path
 
 import conllu
 
-from core.data.parallel import Pair, Split
+from core.data.types import Pair, Split
 from core.errors import DataMissing, UserError
 from core.languages import language
 

@@ -1,36 +1,28 @@
-"""Universal Dependencies sentences with gold UPOS tags, for cross-lingual part-of-speech tagging (XGLUE style):
-train on English, test zero-shot on the Parallel UD (PUD) treebank of another language.
+"""Universal Dependencies sentences with gold UPOS tags, for cross-lingual part-of-speech tagging (XGLUE
+style): train on English, test zero-shot on the Parallel UD (PUD) treebank of another language.
 
-Training reads ``<data_dir>/ud/UD_English-EWT``: only its dev and test files (2,001 + 2,077 sentences) are in the
-shared data, so its test file is the training pool and its dev file the dev split (choices made before the test),
-and a train file added later does not silently change either.
-Testing reads ``<data_dir>/ud/UD_<Language>-PUD/*.conllu`` (1,000 sentences, the same ``sent_id``s as ``pud``).
+Training reads ``<data_dir>/ud/UD_English-EWT``: only its dev and test files (2,001 + 2,077 sentences) are in
+the shared data, so its test file is the training pool and its dev file the dev split (choices made before the
+test), and a train file added later does not silently change either.
+Testing reads ``<data_dir>/ud/UD_<Language>-PUD/*.conllu`` (1,000 sentences, the same ``sent_id``s as
+``pud``). ``TaggedSentence`` lives in ``core.data.types``; callers may keep importing it from here.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, get_args
+from typing import get_args
 
 import conllu
 
 from core.data.pud import _HOW
+from core.data.types import Split, TaggedSentence
 from core.errors import DataMissing, UserError
 from core.languages import language
-
-Split = Literal["train", "dev", "test"]
 
 UPOS = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN", "PUNCT",
         "SCONJ", "SYM", "VERB", "X")
 
 _EWT_FILES = {"train": ("*-ud-test.conllu",), "dev": ("*-ud-dev.conllu",)}
-
-
-@dataclass(frozen=True)
-class TaggedSentence:
-    id: str                  # ewt:<sent_id> or pud:<sent_id>
-    words: tuple[str, ...]   # syntactic words; a few hold a space (French/Spanish/Russian "25 000")
-    tags: tuple[str, ...]    # one UPOS tag per word
 
 
 def load_tagged(lang: str, split: Split, data_dir: Path | None) -> list[TaggedSentence]:

@@ -53,7 +53,8 @@ class _UntilTextPieces(StoppingCriteria):
             counter = self.counters[row]
             counter.add(ids)
             if len(counter.ends) >= self.k:
-                self.done_at[row] = counter.ends[self.k - 1]   # a unit may end before the piece that showed it
+                # a unit may end before the piece that showed it
+                self.done_at[row] = counter.ends[self.k - 1]
         finished = [e or d is not None for e, d in zip(self.ended, self.done_at)]
         return torch.tensor(finished, device=input_ids.device)
 
