@@ -101,12 +101,16 @@ def _report(run_dir: Path, cfg=None, usd_per_device_hour: float | None = None, n
 
 def cmd_report(args) -> None:
     from core.config import load_config
+    from core.errors import PluginMissing
     from core.rundir import RunDir
 
     run = RunDir(args.run_dir)
     cfg = None
     if run.config.is_file():   # its plugins register their tasks for the report
-        cfg = load_config(run.config)
+        try:
+            cfg = load_config(run.config)
+        except PluginMissing as e:   # the records say what each task is judged by
+            print(f"[report] {e}: reporting from the records alone", file=sys.stderr, flush=True)
         run.lock()   # not over the report of a run still writing its results
     try:
         _report(run.root, cfg, args.usd_per_device_hour)

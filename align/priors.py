@@ -13,6 +13,7 @@ prompt and completion (" " + text) together, the completion being the ids after 
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
@@ -228,7 +229,17 @@ PRIORS: dict[str, PriorSource] = {}
 
 
 def register_prior(source: PriorSource) -> PriorSource:
-    """`prior: <source.name>` becomes valid in every config validated after this call."""
+    """`prior: <source.name>` becomes valid in every config validated after this call. What a source declares
+    is checked here, at import, not when an arm reaches evaluation."""
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,40}", source.name):
+        raise ValueError(f"prior source name {source.name!r}: letters, digits and _ (it names arms: "
+                         "pretty-<name>-k1)")
+    if source.needs not in (None, "arm", "model"):
+        raise ValueError(f"prior source {source.name!r}: needs={source.needs!r}, not None, 'arm' or "
+                         "'model'")
+    if (source.needs == "arm") != (source.arm_method is not None):
+        raise ValueError(f"prior source {source.name!r}: needs='arm' and arm_method (the training arm's "
+                         "method, e.g. 'sft') go together")
     if source.name in PRIORS and PRIORS[source.name] != source:
         raise ValueError(f"prior source {source.name!r} is registered twice")
     PRIORS[source.name] = source

@@ -20,7 +20,7 @@ from pydantic import Field, ValidationError, create_model, model_validator
 
 import tasks as task_registry
 from core.arms import ARMS, LoraArm, PretrainArm, PrettyArm, SftArm, arm_union, full_weights, trained
-from core.errors import UserError
+from core.errors import PluginMissing, UserError
 from core.jobs import Job, arm_job
 from core.schema import Name, Seed, Strict, check_name
 
@@ -46,6 +46,18 @@ class DataSpec(Strict):
     token_budget: Optional[int] = Field(
         None, gt=1, description="training tokens of every pretraining arm (cpt, mixed); default: the "
         "tokens of the labelled budget, what one SFT epoch sees")
+
+
+def _check_units(task) -> None:
+    """A task's units name its records and result files: each once, each "<src>-<tgt>"."""
+    units = task.units()
+    for unit in units:
+        src, dash, tgt = unit.partition("-")
+        if not (src and dash and tgt) or "-" in tgt or not check_name(unit):
+            raise ValueError(f"tasks.{task.name}: unit {unit!r} is not '<src>-<tgt>' (e.g. en-de)")
+    repeated = sorted({u for u in units if units.count(u) > 1})
+    if repeated:
+        raise ValueError(f"tasks.{task.name}: {repeated} repeated (each unit is evaluated once)")
 
 
 class TasksBase(Strict):
@@ -151,6 +163,7 @@ class ExperimentConfig(Strict):
                                      + (f"a {src.method} arm" if src else "not an arm of it"))
         for task in self.tasks_used():
             task.check(self)
+            _check_units(task)
         for i, a in enumerate(self.arms):
             start = getattr(a, "init_from", None)
             if start is not None:
@@ -158,6 +171,16 @@ class ExperimentConfig(Strict):
                 if start not in earlier or not full_weights(earlier[start].method):
                     raise ValueError(f"arms.{i}.init_from: {start!r} must name an earlier sft, cpt or mixed "
                                      "arm")
+        return self
+
+    @model_validator(mode="after")
+    def _job_names(self) -> "ExperimentConfig":
+        """Each training job owns checkpoints/<name>/: an arm named like a task's job would take its place."""
+        names = [j.name for j in self.jobs()]
+        clash = sorted({n for n in names if names.count(n) > 1})
+        if clash:
+            raise ValueError(f"arms: {clash} name both an arm and a task's training job (conductivity probes "
+                             "are cd-<lang>-<arm>); rename the arm")
         return self
 
     @model_validator(mode="after")
@@ -413,9 +436,9 @@ def import_plugins(path: Path, tree: dict) -> None:
     for i, module in enumerate(plugins):
         try:
             importlib.import_module(module)
-        except ImportError as e:
-            raise UserError(f"{_where(path, ('plugins', i))}: plugins.{i}: cannot import {module!r} "
-                            f"({e})") from None
+        except Exception as e:   # its own bug, a name another module registered: one line, never a traceback
+            raise PluginMissing(f"{_where(path, ('plugins', i))}: plugins.{i}: cannot import {module!r} "
+                                f"({type(e).__name__}: {e})") from None
 
 
 def _where(path: Path, loc: tuple) -> str:

@@ -13,6 +13,11 @@ class DataMissing(UserError):
     malformed data, so that a list of alternative sources can fall back to the next one."""
 
 
+class PluginMissing(UserError):
+    """A `plugins:` module that does not import (absent, or failing): the report, which needs no plugin,
+    goes on without it."""
+
+
 class StageFailed(Exception):
     """A stage's own process failed (a training job's exit code): its log is above; the CLI says which in one
     line and exits with code 1. Finished work is kept: the same command continues from it."""

@@ -40,6 +40,16 @@ def _read_record(path: Path) -> dict | None:
         return None
 
 
+def _check_priors(priors: Priors, n_items: int, vocab: int, source: str) -> None:
+    """A prior source's output, checked before decoding: one list of base-vocabulary ids per item."""
+    if len(priors.ids) != n_items:
+        raise UserError(f"prior source {source!r}: gave priors for {len(priors.ids)} of {n_items} items")
+    bad = next((i for ids in priors.ids for i in ids if not (isinstance(i, int) and 0 <= i < vocab)), None)
+    if bad is not None:
+        raise UserError(f"prior source {source!r}: token id {bad!r} is not in the base model's vocabulary "
+                        f"(0..{vocab - 1})")
+
+
 def unknown_training_cost() -> Cost:
     """A model whose training is not known here (no train.json beside it): null, never zero
     (fairness rule 3)."""
@@ -220,6 +230,7 @@ class Evaluator:
         prior, priors = None, None
         if isinstance(arm, PrettyArm):
             priors = self._priors(arm, task, unit, items)
+            _check_priors(priors, len(items), len(self.tok), arm.prior)
             cost = priors.cost
             weights = self._weights(self.base_path, prior=priors.weights)
             prior = {"source": arm.prior, "k": arm.k, "from_arm": arm.from_arm, "note": priors.note,
@@ -227,6 +238,9 @@ class Evaluator:
         outputs = task.run(model, tok, items, priors.ids if priors else None, where)
         cost.eval_wall_s = time.time() - start
         scored = task.score(items, outputs, unit)
+        if task.quality.key not in scored.metrics:   # a plugin's slip: said before a record lacks it
+            raise UserError(f"task {task.name!r}: its score() gave no {task.quality.key!r} metric, the "
+                            f"quality it declares (metrics: {', '.join(scored.metrics)})")
         items, outputs = scored.items, scored.outputs
         hyps, refs = [g.text for g in outputs], [r["tgt"] for r in items]
         src, tgt = unit.split("-")

@@ -34,16 +34,21 @@ def micro_accuracy(hits: list[np.ndarray], words: np.ndarray) -> list[Scored]:
     out = []
     for j, scores in enumerate(sampled):
         mean, half_width = estimate_ci(scores)
-        p = paired_p_value(scores, sampled[0], actual[j] - actual[0]) if j > 0 else None
+        p = None
+        if j > 0:
+            p = 1.0 if np.array_equal(hits[j], hits[0]) else \
+                paired_p_value(scores, sampled[0], actual[j] - actual[0])
         out.append((float(mean), float(half_width), p))
     return out
 
 
 def paired_p_value(scores: np.ndarray, anchor: np.ndarray, observed: float) -> float:
     """As sacreBLEU (after Moses/MultEval): how often a resampled gap, centred, exceeds the observed one;
-    add-one smoothed, so never 0."""
+    add-one smoothed, so never 0. Two systems scored alike on every item would get 1/1001 ("significant")
+    from this count of strict excesses: the callers give them p = 1, as they differ nowhere."""
     gaps = np.abs(scores - anchor)
     return (np.sum(gaps - gaps.mean() > abs(observed)).item() + 1) / (RESAMPLES + 1)
+
 
 
 def paired_chrf(systems: list[list[str]], refs: list[str]) -> list[Scored]:
@@ -52,7 +57,8 @@ def paired_chrf(systems: list[list[str]], refs: list[str]) -> list[Scored]:
     named = [(str(j), hyps) for j, hyps in enumerate(systems)]
     _, scores = PairedTest(named, {"chrf": CHRF()}, [refs], test_type="bs", n_samples=RESAMPLES)()
     (results,) = [v for k, v in scores.items() if k != "System"]
-    return [(float(r.mean), float(r.ci), r.p_value) for r in results]
+    return [(float(r.mean), float(r.ci), None if j == 0 else 1.0 if hyps == systems[0] else r.p_value)
+            for j, (r, hyps) in enumerate(zip(results, systems))]
 
 
 def paired_resamples(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

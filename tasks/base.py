@@ -7,6 +7,7 @@ evaluator and the report iterate over the registry; adding a task is one file (s
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Optional
@@ -15,10 +16,24 @@ from core.decoding import Generation, generate
 from core.schema import Strict
 
 TASKS: dict[str, type["Task"]] = {}
+# how the report resamples a task's items for intervals and paired tests (eval/report_stats.py)
+RESAMPLES = ("chrf", "tagging", "exact", "contains")
 
 
 def register(cls: type["Task"]) -> type["Task"]:
-    """Class decorator: the task becomes `tasks.<cls.name>` in every config validated after this import."""
+    """Class decorator: the task becomes `tasks.<cls.name>` in every config validated after this import. What
+    it declares is checked here, at import, not after an evaluation."""
+    where = f"task {getattr(cls, 'name', cls.__name__)!r} ({cls.__module__})"
+    if not re.fullmatch(r"[a-z][a-z0-9_]{0,40}", getattr(cls, "name", "")):
+        raise ValueError(f"{where}: name must be lower-case letters, digits and _ (a config key)")
+    if hasattr(Strict, cls.name):   # `tasks.copy` would shadow pydantic's BaseModel.copy
+        raise ValueError(f"{where}: name {cls.name!r} is taken by the config model's own attributes")
+    if not (isinstance(getattr(cls, "spec", None), type) and issubclass(cls.spec, Strict)):
+        raise ValueError(f"{where}: spec must be its config model, a core.schema.Strict subclass")
+    if not isinstance(getattr(cls, "quality", None), Quality):
+        raise ValueError(f"{where}: quality must be a tasks.base.Quality")
+    if cls.resample not in RESAMPLES:
+        raise ValueError(f"{where}: resample {cls.resample!r} is not one of {', '.join(RESAMPLES)}")
     if cls.name in TASKS and TASKS[cls.name] is not cls:
         raise ValueError(f"task {cls.name!r} is registered twice "
                          f"({TASKS[cls.name].__module__}, {cls.__module__})")

@@ -127,3 +127,14 @@ def test_arms_are_addressed_by_name_in_overrides(tmp_path):
     with pytest.raises(UserError,
                        match=r"'nope' is neither an index .* \(names: base, sft, lora, pretty-sft-k1, "):
         load_config(demo, ["arms.nope.epochs=3"])
+
+
+def test_units_and_jobs_are_each_named_once():
+    """A repeated direction would be evaluated twice as two "seeds"; an arm named like a probe would be
+    trained in its place."""
+    demo = REPO / "configs/experiments/smoke.yaml"
+    with pytest.raises(UserError, match=r"smoke.yaml:8: tasks.mt: \['en-de'\] repeated"):
+        load_config(demo, ["tasks.mt.directions=[en-de, en-de]"])
+    with pytest.raises(UserError, match=r"arms: \['cd-de-base'\] name both an arm and a task's training job"):
+        load_config(demo, ["arms=[{method: base}, {method: sft, name: cd-de-base}]",
+                           "tasks.conductivity={langs: [de]}"])

@@ -216,3 +216,18 @@ def test_prices_add_training_cost_in_money(run_dir, capsys):
     assert "train USD (at 3.6/device-h)" in capsys.readouterr().out and sft.endswith("| 0 | 0.29 |")  # 290 s
     build_report(run_dir)  # no price, no money column
     assert "USD" not in (run_dir / "report.md").read_text()
+
+
+def test_arms_that_answer_alike_are_never_significantly_different():
+    """sacreBLEU's count of strict excesses gives two systems equal on every item p = 1/1001; they differ
+    nowhere, so p is 1 (a PreTTY arm copying SFT's outputs was starred "significant" against SFT)."""
+    import numpy as np
+
+    from eval.stats import micro_accuracy, paired_chrf
+
+    hits = np.array([1.0, 0.0, 1.0, 1.0, 0.0])
+    assert micro_accuracy([hits, hits.copy()], np.ones(5))[1][2] == 1.0
+    assert micro_accuracy([hits, 1 - hits], np.ones(5))[1][2] < 1.0
+    refs = ["a b c d", "e f g h"]
+    same, other = paired_chrf([["a b c", "e f"], ["a b c", "e f"], ["x", "y"]], refs)[1:]
+    assert same[2] == 1.0 and other[2] < 0.05

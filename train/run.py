@@ -1,7 +1,9 @@
 """One training job (an arm, a two-stage arm's second stage, a task's probe), as started by the DeepSpeed
 launcher:
 
-    deepspeed --num_gpus 2 train/run.py --run-dir runs/demo --job sft
+    PYTHONPATH=. deepspeed --num_gpus 2 train/run.py --run-dir runs/demo --job sft
+
+(the launcher, train/launch.py, sets PYTHONPATH to the repository itself).
 
 Reads the run directory's resolved config and prepared data (written by `./launch.sh run`), trains, saves
 `checkpoints/<job>/model`, checks it, and writes `checkpoints/<job>/train.json` (the cost ledger) last: its
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import shutil
+import sys
 from pathlib import Path
 
 from transformers.integrations.deepspeed import unset_hf_deepspeed_config
@@ -19,6 +22,7 @@ from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 from core.arms import ARMS
 from core.checkpoints import seal
 from core.config import load_config
+from core.errors import UserError
 from core.io import atomic_write_json, hash_weights, sha256_file, share_with_team
 from core.ledger import Cost
 from core.models import resolve
@@ -57,8 +61,12 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
 
     run = RunDir(args.run_dir)
-    cfg = load_config(run.config)
-    job = cfg.job(args.job)
+    try:
+        cfg = load_config(run.config)
+        job = cfg.job(args.job)
+    except UserError as e:   # by hand: a wrong job name or run directory is one line, not a traceback
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
     arm = job.arm
     model_path, first_stage = start_model(run, job, resolve(cfg.model.name))
     out = run.checkpoint(job.name)

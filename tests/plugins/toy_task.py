@@ -17,37 +17,37 @@ WORDS = ("apple river stone cloud bread house light green table water music pape
          "pepper valley rocket button castle dragon pillow shadow island marble").split()
 
 
-class CopySpec(Strict):
+class RepeatSpec(Strict):
     langs: list[str] = Field(["en"], min_length=1)
 
 
 def _rows(words: list[str], lang: str) -> list[dict]:
-    return [{"id": f"copy-{lang}-{w}", "task": "copy", "direction": f"copy-{lang}", "src_lang": lang,
+    return [{"id": f"repeat-{lang}-{w}", "task": "repeat", "direction": f"repeat-{lang}", "src_lang": lang,
              "tgt_lang": lang, "src": w, "tgt": w, "prompt": f"Repeat the word.\nWord: {w}\nRepeated:",
              "completion": f" {w}"} for w in words]
 
 
 @register
-class Copy(Task):
-    name = "copy"
-    spec = CopySpec
+class Repeat(Task):
+    name = "repeat"
+    spec = RepeatSpec
     quality = Quality("exact", "exact match", 1.0)
     columns = (Column("exact %", "exact", "percent"), Column("±95%", "ci", "percent"))
     resample = "exact"
 
     def units(self) -> list[str]:
-        return [f"copy-{lang}" for lang in self.spec.langs]
+        return [f"repeat-{lang}" for lang in self.spec.langs]
 
     def prepare(self, ctx: Context) -> Prepared:
         out, cfg = Prepared(), ctx.cfg
         words = list(WORDS)
         random.Random(cfg.seed).shuffle(words)
-        train = select(words[:20], cfg.data.budget, cfg.seed, "data.budget (copy words)")
-        test = select(words[20:], cfg.data.test_size, cfg.seed, "data.test_size (copy words)")
+        train = select(words[:20], cfg.data.budget, cfg.seed, "data.budget (repeat words)")
+        test = select(words[20:], cfg.data.test_size, cfg.seed, "data.test_size (repeat words)")
         for lang in self.spec.langs:
             out.rows["train"] += _rows(train, lang)
             out.rows["test"] += _rows(test, lang)
-            out.manifest[f"copy {lang}"] = {"train_used": len(train), "test_used": len(test)}
+            out.manifest[f"repeat {lang}"] = {"train_used": len(train), "test_used": len(test)}
         return out
 
     def score(self, items, outputs, unit) -> Scored:
