@@ -174,16 +174,6 @@ class ExperimentConfig(Strict):
         return self
 
     @model_validator(mode="after")
-    def _job_names(self) -> "ExperimentConfig":
-        """Each training job owns checkpoints/<name>/: an arm named like a task's job would take its place."""
-        names = [j.name for j in self.jobs()]
-        clash = sorted({n for n in names if names.count(n) > 1})
-        if clash:
-            raise ValueError(f"arms: {clash} name both an arm and a task's training job (conductivity probes "
-                             "are cd-<lang>-<arm>); rename the arm")
-        return self
-
-    @model_validator(mode="after")
     def _seed_names(self) -> "ExperimentConfig":
         """A seed copy's name (`<arm>-seed<s>`) must not be another arm's: they would share checkpoints and
         results."""
@@ -194,6 +184,16 @@ class ExperimentConfig(Strict):
         if clash:
             raise ValueError(f"seeds: the seed copies' names clash with other arms: {clash}; "
                              "rename those arms")
+        return self
+
+    @model_validator(mode="after")
+    def _job_names(self) -> "ExperimentConfig":
+        """Each training job owns checkpoints/<name>/: an arm named like a task's job would take its place."""
+        names = [j.name for j in self.jobs()]
+        clash = sorted({n for n in names if names.count(n) > 1})
+        if clash:
+            raise ValueError(f"arms: {clash} name both an arm and a task's training job (conductivity probes "
+                             "are cd-<lang>-<arm>); rename the arm")
         return self
 
     def sft_epochs(self) -> int:
