@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -33,14 +34,21 @@ wandb: {mode: disabled}
 """
 
 
-def test_a_plugin_task_and_prior_run_through_an_experiment(tmp_path, tiny_model):
-    config = tmp_path / "toy.yaml"
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory, tiny_model) -> Path:
+    """The toy experiment, run once for this file's tests."""
+    out = tmp_path_factory.mktemp("plugins")
+    config = out / "toy.yaml"
     config.write_text(CONFIG)
-    env = dict(os.environ, WANDB_MODE="disabled")
-    proc = subprocess.run([sys.executable, "cli.py", "run", str(config), f"output_dir={tmp_path}"], cwd=REPO,
-                          env=env, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run([sys.executable, "cli.py", "run", str(config), f"output_dir={out}"], cwd=REPO,
+                          env=dict(os.environ, WANDB_MODE="disabled"), capture_output=True, text=True,
+                          timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    run = tmp_path / "toy"
+    return out / "toy"
+
+
+def test_a_plugin_task_and_prior_run_through_an_experiment(toy_run):
+    run = toy_run
     rows = read_jsonl(run / "data" / "train.jsonl")
     assert len(rows) == 8 and {r["task"] for r in rows} == {"repeat"}
     # the DeepSpeed rank imported the plugin too: it validated the config that names the repeat task
@@ -102,15 +110,10 @@ def test_a_plugin_that_fails_is_one_line_at_its_line(tmp_path, monkeypatch, name
     assert all(w in str(e.value) for w in words) and "\n" not in str(e.value)
 
 
-def test_the_report_goes_on_without_an_absent_plugin(tmp_path, tiny_model):
+def test_the_report_goes_on_without_an_absent_plugin(toy_run, tmp_path):
     """Records say what they are judged by: `report` of a plugin's run where the plugin cannot be imported."""
-    config = tmp_path / "toy.yaml"
-    config.write_text(CONFIG.replace("  - {method: sft, epochs: 1, learning_rate: 1.0e-3, batch_size: 4, "
-                                     "logging_steps: 1}\n", ""))
+    shutil.copytree(toy_run, tmp_path / "toy", ignore=shutil.ignore_patterns("checkpoints"))
     env = dict(os.environ, WANDB_MODE="disabled")
-    run = subprocess.run([sys.executable, "cli.py", "run", str(config), f"output_dir={tmp_path}"], cwd=REPO,
-                         env=env, capture_output=True, text=True, timeout=900)
-    assert run.returncode == 0, run.stderr[-3000:]
     saved = tmp_path / "toy" / "config.yaml"
     saved.write_text(saved.read_text().replace("tests.plugins.toy_task", "no_longer_installed"))
     (tmp_path / "toy" / "report.md").unlink()
