@@ -133,6 +133,11 @@ def _safetensors_intact(path: Path) -> bool:
     return size == 8 + n + end
 
 
+def record_beside(model_dir: str | Path) -> Path:
+    """The train.json of a checkpoint's model directory (`<run>/checkpoints/<job>/model`): its sibling."""
+    return Path(model_dir).parent / "train.json"
+
+
 def check_model_dir(path: Path, what: str) -> None:
     """A model directory from outside this run's training: a parseable config.json, a tokenizer and intact
     weights; a checkpoint of another run (train.json beside it) must also match its recorded hash."""
@@ -148,7 +153,7 @@ def check_model_dir(path: Path, what: str) -> None:
     if not any((path / name).is_file() for name in TOKENIZER_FILES):
         raise UserError(f"{what} {str(path)!r}: no tokenizer ({', '.join(TOKENIZER_FILES)}); {remedy}")
     check_weight_files(path, remedy)
-    record = path.parent / "train.json"
+    record = record_beside(path)
     if record.is_file():
         # not necessarily model/
         verify(read_record(record).model_copy(update={"model_dir": str(path)}), record)

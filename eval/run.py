@@ -59,7 +59,7 @@ def unknown_training_cost() -> Cost:
 def _record_beside(path: str) -> TrainRecord | None:
     """train.json of a checkpoint directory of some run (None for any other model); resolve() verified the
     weights against it."""
-    record = Path(path).parent / "train.json"
+    record = checkpoints.record_beside(path)
     return checkpoints.read_record(record) if record.is_file() else None
 
 

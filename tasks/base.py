@@ -174,6 +174,11 @@ class Task:
         return {}
 
 
+def dev_size(cfg, available: int) -> int:
+    """Dev items per unit: data.dev_size (default: test_size), at most what the source has."""
+    return min(cfg.data.dev_size or cfg.data.test_size, available)
+
+
 def active(cfg) -> list[Task]:
     """The tasks a config names, in registry order."""
     return [TASKS[name](getattr(cfg.tasks, name), cfg) for name in ordered()

@@ -12,7 +12,7 @@ from core.errors import DataMissing, UserError
 from core.prompts import translation_completion, translation_prompt
 from core.schema import Strict, check_direction
 from eval.mt import MIN_CONFIDENCE, MIN_LETTERS, score_translations
-from tasks.base import Column, Context, Prepared, Quality, Scored, Task, register
+from tasks.base import Column, Context, Prepared, Quality, Scored, Task, dev_size, register
 
 
 class MtTask(Strict):
@@ -27,10 +27,6 @@ class MtTask(Strict):
     @classmethod
     def _directions(cls, v: list[str]) -> list[str]:
         return [check_direction(d) for d in v]
-
-
-def dev_size(cfg, available: int) -> int:
-    return min(cfg.data.dev_size or cfg.data.test_size, available)
 
 
 def _rows(pairs: list[Pair], src: str, tgt: str) -> list[dict]:

@@ -11,8 +11,7 @@ from core.errors import DataMissing, UserError
 from core.prompts import tagging_completion, tagging_prompt
 from core.schema import Strict, check_language
 from eval.pos import TagPairs, gold_of, score_references
-from tasks.base import Column, Context, Prepared, Quality, Scored, Task, register
-from tasks.mt import dev_size
+from tasks.base import Column, Context, Prepared, Quality, Scored, Task, dev_size, register
 
 
 class PosTask(Strict):
