@@ -66,16 +66,17 @@ def cmd_sweep(args) -> None:
         print(f"[sweep] {len(configs)} experiments -> {args.slurm} (sbatch {args.slurm})")
         return
     for cfg, overrides in configs:
-        state = "finished" if is_finished(cfg) else "to run"
+        state = "finished" if is_finished(cfg, args.split) else "to run"
         print(f"[sweep] {cfg.name} ({cfg.hash()}, {state}): {' '.join(overrides[len(spec.overrides):])}")
     if args.dry_run:
         return
     base = Path(spec.base) if Path(spec.base).is_absolute() else Path(__file__).resolve().parent / spec.base
     for cfg, _ in configs:
-        if is_finished(cfg):
+        if is_finished(cfg, args.split):
             continue
-        run_experiment(cfg, base)
-    _report(Path(args.output_dir) / spec.name)
+        run_experiment(cfg, base, split=args.split)
+    if args.split == "test":   # each point's dev report is in its dev/ folder; the test report reads them
+        _report(Path(args.output_dir) / spec.name)
 
 
 def _report(run_dir: Path, cfg=None, usd_per_device_hour: float | None = None, name: str = "report") -> None:
@@ -146,6 +147,9 @@ def main(argv=None) -> int:
                         "finished ones (same config hash, report written) are skipped, "
                         "a crashed one resumes.")
     sw.add_argument("sweep", help="sweep YAML, e.g. configs/sweeps/budget.yaml")
+    sw.add_argument("--split", choices=["test", "dev"], default="test",
+                    help="evaluate every point on the test split (default) or on dev (into each point's dev/ "
+                    "folder: the choices the test report shows, e.g. which use of the budget wins)")
     sw.add_argument("--dry-run", action="store_true",
                     help="list the experiments and whether each is finished")
     sw.add_argument("--output-dir", default="runs",

@@ -118,8 +118,86 @@ class PretrainArm(TrainArgs):
         return self
 
 
+SELECT = Literal["random", "similar"]
+
+
+class Shots(Strict):
+    """In-context demonstrations from the budget's rows (align/demos.py): `shots` per item, drawn at random
+    (seeded, per item) or the most similar sources (BM25, most similar last); a prompt longer than
+    `max_prompt_tokens` drops whole shots, never part of one."""
+    shots: Optional[int] = Field(None, ge=0, le=64, description="demonstrations per test item")
+    select: Optional[SELECT] = Field(None, description="random (default: a seeded draw per item) or similar")
+    max_prompt_tokens: Optional[int] = Field(
+        None, gt=0, description="bound on the prompt with its demonstrations, in base-model tokens "
+        "(default 1024): whole shots are dropped from the least similar, and counted")
+
+    @model_validator(mode="after")
+    def _with_shots(self) -> "Shots":
+        for field in ("select", "max_prompt_tokens"):
+            if getattr(self, field) is not None and not self.shots:
+                raise ValueError(f"{field}: only used with shots (> 0)")
+        return self
+
+    @property
+    def selection(self) -> str:
+        return self.select or "random"
+
+    @property
+    def prompt_bound(self) -> int:
+        return self.max_prompt_tokens or 1024
+
+    @property
+    def shot_suffix(self) -> str:
+        return f"-{self.selection}-{self.shots}shot" if self.shots else ""
+
+
 @register_arm
-class PrettyArm(Strict):
+class IclArm(Shots):
+    """In-context learning: a model prompted with `shots` of the budget's examples before each test item. The
+    base model, or with `from_arm` a training arm's checkpoint (does a trained model still gain from
+    examples?)."""
+    method: Literal["icl"]
+    name: Optional[Name] = Field(None, description="default: icl-<select>-<shots>shot (<from_arm>-icl-...)")
+    shots: int = Field(4, ge=0, le=64)
+    from_arm: Optional[str] = Field(None, description="a training arm whose checkpoint is prompted "
+                                    "(default: the base model)")
+
+    @model_validator(mode="after")
+    def _defaults(self) -> "IclArm":
+        if self.name is None:
+            self.name = check_name(f"{self.from_arm + '-' if self.from_arm else ''}icl-{self.selection}-"
+                                   f"{self.shots}shot")
+        return self
+
+
+@register_arm
+class NudgeArm(Strict):
+    """Adaptive priors (nudging, Fei et al. 2024): the base model decodes greedily; wherever its top-1
+    probability is below `threshold`, the aligned model (a training arm, or a task_model with the same
+    vocabulary) supplies that token instead. threshold 0: the base model; 1: the aligned model."""
+    method: Literal["nudge"]
+    name: Optional[Name] = Field(None, description="default: nudge-<from_arm>-t<100 x threshold>")
+    threshold: float = Field(ge=0, le=1)
+    from_arm: Optional[str] = Field(None, description="the sft or lora arm that supplies tokens (default: "
+                                    "sft, unless task_model is given)")
+    task_model: Optional[str] = Field(None, description="or any other model with the base model's "
+                                      "vocabulary")
+
+    @model_validator(mode="after")
+    def _defaults(self) -> "NudgeArm":
+        if self.from_arm is not None and self.task_model is not None:
+            raise ValueError("from_arm and task_model: give one model to nudge from")
+        if self.task_model is None and self.from_arm is None:
+            self.from_arm = "sft"
+        if self.name is None:
+            # t40 for 0.4, t40p4 for 0.404: two thresholds never share a name
+            percent = f"{100 * self.threshold:.6g}".replace(".", "p")
+            self.name = check_name(f"nudge-{self.from_arm or 'model'}-t{percent}")
+        return self
+
+
+@register_arm
+class PrettyArm(Shots):
     method: Literal["pretty"]
     name: Optional[Name] = Field(None, description="default: pretty-<prior>-k<k>")
     prior: str = Field(description="a registered prior source: " + ", ".join(PRIORS))
@@ -147,7 +225,7 @@ class PrettyArm(Strict):
     @model_validator(mode="after")
     def _defaults(self) -> "PrettyArm":
         if self.name is None:
-            self.name = check_name(f"pretty-{self.prior}-k{self.k}")
+            self.name = check_name(f"pretty-{self.prior}-k{self.k}{self.shot_suffix}")
         needs = self.source.needs
         if needs == "arm" and self.from_arm is None:
             self.from_arm = self.source.arm_method

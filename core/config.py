@@ -19,7 +19,8 @@ import yaml
 from pydantic import Field, ValidationError, create_model, model_validator
 
 import tasks as task_registry
-from core.arms import ARMS, LoraArm, PretrainArm, PrettyArm, SftArm, arm_union, full_weights, trained
+from core.arms import (ARMS, LoraArm, NudgeArm, PretrainArm, PrettyArm, SftArm, arm_union, full_weights,
+                       trained)
 from core.errors import PluginMissing, UserError
 from core.jobs import Job, arm_job
 from core.schema import Name, Seed, Strict, check_name
@@ -89,6 +90,16 @@ class EvalSpec(Strict):
     max_new_tokens: int = Field(96, gt=0, description="translation")
     pos_max_new_tokens: int = Field(160, gt=0, description="POS tagging: about two tokens per tag")
     samples: int = Field(5, ge=0, description="sample outputs kept in each result record")
+    # Decoding, the same for every arm and recorded in every record; unset: greedy. Choose them on dev
+    # (`--split dev`), not on the test.
+    num_beams: Optional[int] = Field(None, ge=1, description="beam search width (ALMA decodes with 5)")
+    repetition_penalty: Optional[float] = Field(None, gt=0, description="e.g. 1.1 (1: none)")
+    no_repeat_ngram_size: Optional[int] = Field(None, ge=1, description="no n-gram of this size twice")
+
+    def decoding(self) -> dict:
+        """The options set, as `model.generate` takes them (empty: greedy)."""
+        return {k: v for k in ("num_beams", "repetition_penalty", "no_repeat_ngram_size")
+                if (v := getattr(self, k)) is not None}
 
 
 class WandbSpec(Strict):
@@ -154,13 +165,24 @@ class ExperimentConfig(Strict):
                                  "it); arm names must be unique")
         by_name = {a.name: a for a in self.arms}
         for i, a in enumerate(self.arms):
-            if isinstance(a, PrettyArm) and a.from_arm is not None:
-                src = by_name.get(a.from_arm)
-                want = a.source.arm_method
-                if src is None or src.method != want:   # else the record would call a LoRA prior "sft"
-                    raise ValueError(f"arms.{i}.from_arm: prior {a.prior} needs from_arm to name a {want} "
-                                     f"arm of this experiment; {a.from_arm!r} is "
-                                     + (f"a {src.method} arm" if src else "not an arm of it"))
+            if getattr(a, "from_arm", None) is None:
+                continue
+            src = by_name.get(a.from_arm)
+            # a PreTTY prior names its arm's method (else the record would call a LoRA prior "sft"); nudging
+            # takes an sft or lora model's tokens; icl prompts any trained model
+            want = ((a.source.arm_method,) if isinstance(a, PrettyArm) else ("sft", "lora")
+                    if isinstance(a, NudgeArm) else tuple(m for m in ARMS if trained(m)))
+            if src is None or src.method not in want:
+                what = f"prior {a.prior}" if isinstance(a, PrettyArm) else f"method {a.method}"
+                raise ValueError(f"arms.{i}.from_arm: {what} needs from_arm to name a {' or '.join(want)} "
+                                 f"arm of this experiment; {a.from_arm!r} is "
+                                 + (f"a {src.method} arm" if src else "not an arm of it"))
+        nudged = next((i for i, a in enumerate(self.arms) if isinstance(a, NudgeArm)), None)
+        if nudged is not None and self.eval.decoding():
+            # nudging is its own greedy loop: other options would be recorded but not applied
+            raise ValueError(f"arms.{nudged}.method: nudge decodes greedily, but eval sets "
+                             f"{self.eval.decoding()}; evaluate nudge arms in an experiment with greedy "
+                             "decoding")
         for task in self.tasks_used():
             task.check(self)
             _check_units(task)
@@ -213,7 +235,8 @@ class ExperimentConfig(Strict):
         def seeded(a) -> bool:
             if trained(a.method):
                 return True
-            return a.method == "pretty" and a.from_arm is not None and seeded(by_name[a.from_arm])
+            # an arm built on a training arm's model (a prior, nudging, prompting it) follows its seeds
+            return getattr(a, "from_arm", None) is not None and seeded(by_name[a.from_arm])
 
         def renamed(name: str | None, seed: int) -> str | None:
             return name if name is None or seed == self.seeds[0] else f"{name}-seed{seed}"

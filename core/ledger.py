@@ -23,6 +23,8 @@ class Cost:
     eval_wall_s: float = 0.0
     extra_model_calls_per_item: float = 0.0   # prefills of another model (e.g. the SFT model giving a prior)
     extra_decode_steps_per_item: float = 0.0  # decode steps of another model
+    # prompt tokens beyond the zero-shot prompt's (in-context demonstrations): prefill paid on every item
+    extra_prompt_tokens_per_item: float = 0.0
     # model FLOPs / (device-seconds x peak); None when the peak is unknown
     train_mfu: Optional[float] = None
     train_stages: int = 0                     # training runs behind the weights (2: e.g. cpt then sft)

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from align.lexicon import read_dictionary
+from core.arms import NudgeArm
 from core.config import REPO, ExperimentConfig, PretrainArm, dump_config, load_config
 from core.data import mixing
 from core.data.budget import round_sizes
@@ -60,6 +61,12 @@ def prepare(cfg: ExperimentConfig, config_path: Path) -> Path:
     ctx = Context(cfg, data_dir(cfg), config_path.resolve().parent)
     rows, manifest, files = {"train": [], "dev": [], "test": []}, {}, {}
     tok = load_tokenizer(model_path, cfg.model.trust_remote_code)
+    for i, arm in enumerate(cfg.arms):
+        # a nudge arm swaps token ids between two models: before any training, not when its turn comes
+        if isinstance(arm, NudgeArm) and arm.task_model and load_tokenizer(
+                resolve(arm.task_model), cfg.model.trust_remote_code).get_vocab() != tok.get_vocab():
+            raise UserError(f"arms.{i}.task_model: {arm.task_model} has another vocabulary than the base "
+                            f"model {cfg.model.name}; nudging needs the same one")
     for task in cfg.tasks_used():
         prepared = task.prepare(ctx)
         for split, split_rows in prepared.rows.items():

@@ -84,6 +84,9 @@ class ResultRecord(Record):
     config_hash: Optional[str] = None
     git_rev: Optional[str] = None
     probe: Optional[dict[str, Any]] = None
+    icl: Optional[dict[str, Any]] = None       # demonstrations: shots asked and used, selection, bound
+    nudge: Optional[dict[str, Any]] = None     # tokens the aligned model supplied, and where
+    decoding: Optional[dict[str, Any]] = None  # beam, repetition penalty, n-gram block (unset: greedy)
     cost: Optional[dict[str, Number]] = None
     train_tokens_by_lang: Optional[dict[str, int]] = None
 

@@ -24,8 +24,8 @@ class RunDir:
         self.root, self.split = Path(root), split
 
     @classmethod
-    def of(cls, cfg) -> "RunDir":
-        return cls(Path(cfg.output_dir).resolve() / cfg.name)
+    def of(cls, cfg, split: str = "test") -> "RunDir":
+        return cls(Path(cfg.output_dir).resolve() / cfg.name, split)
 
     def __fspath__(self) -> str:
         return str(self.root)

@@ -112,12 +112,12 @@ def expand(spec: SweepSpec, output_dir: str = "runs") -> list[tuple[ExperimentCo
     return configs
 
 
-def is_finished(cfg: ExperimentConfig) -> bool:
-    """A finished experiment has its report, a config.hash equal to this point's and every result computed
-    under this code's protocol (a point finished by older code is run again: its stale records are
+def is_finished(cfg: ExperimentConfig, split: str = "test") -> bool:
+    """A finished experiment has its report (of `split`), a config.hash equal to this point's and every result
+    computed under this code's protocol (a point finished by older code is run again: its stale records are
     recomputed)."""
-    run = RunDir.of(cfg)
-    hash_file, results = run.config_hash, run.results
+    run = RunDir.of(cfg, split)
+    hash_file, results = RunDir.of(cfg).config_hash, run.results
     if not (run.report("md").is_file() and hash_file.is_file() and hash_file.read_text().strip() == cfg.hash()
             and results.is_file()):
         return False

@@ -28,6 +28,14 @@ def load_records(directory: Path) -> list[Record]:
     return [r for path in found for r in load_results(path)]
 
 
+def load_dev_records(directory: Path) -> list[Record]:
+    """The dev-split records beside a run's (its dev/ folder), or beside each experiment of a sweep: what the
+    choices a test report shows were made on. None found: []."""
+    own = directory / "dev" / RESULTS
+    found = [own] if own.is_file() else sorted(directory.glob(f"*/dev/{RESULTS}"))
+    return [r for path in found for r in load_results(path)]
+
+
 def load_results(path: Path) -> list[Record]:
     """Records of a results.jsonl; UserError naming the file (and line) when it is missing or malformed."""
     try:
@@ -95,8 +103,9 @@ def deployable(r: Record) -> bool:
 
 
 def rank(method_name: str) -> int:
-    # Reading order: the zero-shot baseline, then arms that pay for training, then PreTTY arms.
-    return {"base": 0, "pretty": 2}.get(method_name, 1)
+    # Reading order: the zero-shot baseline, then arms that pay for training, then the arms that use a
+    # trained or training-free model at inference (PreTTY, in-context examples, nudging).
+    return {"base": 0, "pretty": 2, "icl": 2, "nudge": 2}.get(method_name, 1)
 
 
 def spans_experiments(records: Iterable[Record]) -> bool:

@@ -1,11 +1,12 @@
 """Cost-versus-quality report of one run or a whole sweep, built from results.jsonl files alone.
 
 Writes into the directory: report.md and report.html (tables per task and language pair with 95% bootstrap
-intervals and paired tests against SFT, every cost, the share of SFT recovered by PreTTY, break-even item
-counts, sample outputs), report.csv (one flat row per record) and the plots: quality against each cost with
-the Pareto front (quality_vs_cost.png = training FLOPs, _examples, _device_hours, _extra_steps), quality
-against k (quality_vs_k.png, with PreTTY arms) and against the data budget (quality_vs_budget.png, in a
-sweep).
+intervals and paired tests against SFT, every cost, the share of SFT recovered by PreTTY, which use of the
+budget wins (training or training-free, chosen on dev), where nudging's tokens go, how much of a gap is loops,
+break-even item counts, sample outputs), report.csv (one flat row per record) and the plots: quality against
+each cost with the Pareto front (quality_vs_cost.png = training FLOPs, _examples, _device_hours,
+_extra_steps, _prompt_tokens), quality against k (quality_vs_k.png, with PreTTY arms), against shots
+(quality_vs_shots.png, with icl arms) and against the data budget (quality_vs_budget.png, in a sweep).
 """
 from __future__ import annotations
 
@@ -18,23 +19,26 @@ from typing import Any, Callable
 
 from core.io import atomic_write_bytes, atomic_write_text
 from eval.records import (UNKNOWN, Record, cost, direction, distinct, groups, is_extra_seed, label,
-                           load_records, method, metric, quality_of, seed_spread, spans_experiments,
-                           training_cost, training_cost_known)
+                           load_dev_records, load_records, method, metric, quality_of, seed_spread,
+                           spans_experiments, training_cost, training_cost_known)
 from eval.report_html import render_html
+from eval.report_budget import nudge_tables, render_shots_plot, winner_tables
 from eval.report_knowledge import clika_tables
+from eval.report_loops import loop_tables
 from eval.report_plots import COST_AXES, render_budget_plot, render_cost_plot
 from eval.report_priors import recovery_tables, render_k_plot
 from eval.report_stats import Significance, Tested, break_even
-from eval.tables import Table
+from eval.tables import Table, flops_text
 from tasks import TASKS
 from tasks.base import Column as TaskColumn
 
 METRICS = ("bleu", "chrf", "off_target_rate", "off_target_undecided_rate", "upos_accuracy", "invalid_rate",
-           "position_accuracy", "accuracy", "chance_corrected", "top_position_share", "xrr", "gate_passed",
-           "gate_min", "translation_accuracy", "en_type0_accuracy", "en_type1_accuracy", "x_type0_accuracy")
+           "position_accuracy", "degenerate_rate", "accuracy", "chance_corrected", "top_position_share",
+           "xrr", "gate_passed", "gate_min", "translation_accuracy", "en_type0_accuracy", "en_type1_accuracy",
+           "x_type0_accuracy")
 COSTS = ("train_examples", "train_tokens", "train_flops", "train_wall_s", "train_device_s",
          "train_peak_mem_mb", "train_mfu", "train_stages", "eval_wall_s",
-         "extra_decode_steps_per_item", "extra_model_calls_per_item")
+         "extra_decode_steps_per_item", "extra_model_calls_per_item", "extra_prompt_tokens_per_item")
 SAMPLES_PER_ARM = 3
 SAMPLE_CHARS = 300  # keeps the markdown skimmable; the full outputs stay in results.jsonl
 
@@ -46,14 +50,7 @@ def _number(fmt: str) -> Callable[[float | None], str]:
 
 
 def _flops(v: float | None) -> str:
-    if v is UNKNOWN:
-        return "unknown"
-    if v is None:
-        return "n/a"
-    if v == 0:
-        return "0"
-    mantissa, exponent = f"{v:.1e}".split("e")
-    return f"{mantissa}e{int(exponent)}"
+    return "unknown" if v is UNKNOWN else flops_text(v)
 
 
 def _percent(v: float | None) -> str:
@@ -111,6 +108,7 @@ COLUMNS: list[Column] = [
     ("device s", lambda r: training_cost(r, "train_device_s"), _number(".1f")),
     ("peak mem MB", lambda r: training_cost(r, "train_peak_mem_mb"), _number(".0f")),
     ("extra decode steps/item", lambda r: cost(r, "extra_decode_steps_per_item"), _number("g")),
+    ("extra prompt tokens/item", lambda r: cost(r, "extra_prompt_tokens_per_item"), _number(".0f")),
 ]
 
 
@@ -125,13 +123,20 @@ def _tokens_per_s(r: Record) -> Any:
     return cost(r, "train_tokens") / cost(r, "train_wall_s") if cost(r, "train_wall_s") else None
 
 
+def _shots(icl: Any) -> str:
+    """Demonstrations per item after the prompt bound, of those asked (the bound drops whole shots)."""
+    return f"{icl['shots_used_mean']:.2g} of {icl['shots']}" if isinstance(icl, dict) else ""
+
+
 OPTIONAL: list[Column] = [
+    ("shots used", lambda r: r.get("icl"), _shots),
     ("train tokens/s", _tokens_per_s, _number(".0f")),
     ("MFU %", lambda r: training_cost(r, "train_mfu"), _percent),
     ("tokens by language", lambda r: r.get("train_tokens_by_lang"),
      lambda d: " ".join(f"{k}:{v}" for k, v in d.items()) if d else ""),
 ]
-COLUMNS[-1:-1] = OPTIONAL   # before the extra decode steps
+COLUMNS[-2:-2] = OPTIONAL   # before the per-item costs
+OPTIONAL.append(COLUMNS[-1])   # demonstrations' prefill: only where some arm has demonstrations
 
 
 def _money(usd_per_device_hour: float) -> Column:
@@ -225,14 +230,16 @@ def break_even_tables(records: list[Record], many: bool | None = None) -> list[T
         if found:
             tables.append(Table(
                 f"{task}: {direction(src, tgt)}",
-                ["training arm", "PreTTY arm", "training device s", "PreTTY extra s/item",
+                ["training arm", "per-item arm", "training device s", "its extra s/item",
                  "break-even items"],
                 [[b.trained, b.pretty, f"{b.train_device_s:.0f}", f"{b.extra_s_per_item:.3f}",
                   "never (no per-item overhead measured)" if math.isinf(b.items) else f"{b.items:,.0f}"]
                  for b in found],
-                "Extra seconds per item are the PreTTY arm's evaluation wall time per item minus the base "
+                "Per-item arms pay on every item: PreTTY its prior, icl its demonstrations' prefill, nudge "
+                "the aligned model's passes. Extra seconds per item are that arm's evaluation wall time per "
+                "item minus the base "
                 "arm's of the same experiment (same items, same machine); below the break-even count the "
-                "PreTTY arm costs less compute. Arms are paired only within an experiment; upper bounds "
+                "per-item arm costs less compute. Arms are paired only within an experiment; upper bounds "
                 "(oracle priors) and arms of unknown training cost are left out.",
                 numeric=[False, False, True, True, True]))
     return tables
@@ -360,15 +367,25 @@ def build_report(run_dir: Path,
     many = spans_experiments(every)   # a sweep: every label names its experiment
     # arms trained with several seeds: their first seed's records stand for them, the others give mean ± sd
     records = [r for r in every if not is_extra_seed(r)]
+    dev_report = all(r.get("split") == "dev" for r in records)
     significance = Significance(records, many)   # once: the tables and report.csv show the same tests
     sections = {
         "": quality_tables(records, usd_per_device_hour, seed_spread(every), many, significance),
         "What PreTTY recovers: the base → SFT gap closed, and the share of SFT": recovery_tables(records),
         "Cross-lingual knowledge alignment (CLiKA)": clika_tables(records, many),
-        "Break-even: training arm against PreTTY's per-item overhead": break_even_tables(records, many)}
+        "Which use of the budget wins: training against training-free (chosen on dev)":
+            winner_tables(records, [] if dev_report else load_dev_records(run_dir), many)
+            if not dev_report else [],
+        "Nudging: where the aligned model's tokens go": nudge_tables(records, many),
+        "Loops: how much of the gap to SFT is degenerate outputs": loop_tables(records, many),
+        "Break-even: training arm against per-item overhead (PreTTY, icl, nudge)":
+            break_even_tables(records, many)}
     sections = {k: v for k, v in sections.items() if v}
-    plots = {stem: render_cost_plot(records, stem, many) for stem in COST_AXES}
+    plots = {stem: render_cost_plot(records, stem, many) for stem in COST_AXES
+             if stem != "quality_vs_prompt_tokens" or any(cost(r, "extra_prompt_tokens_per_item")
+                                                           for r in records)}
     plots["quality_vs_k"] = render_k_plot(records)
+    plots["quality_vs_shots"] = render_shots_plot(records)
     plots["quality_vs_budget"] = render_budget_plot(records)
     plots = {stem: png for stem, png in plots.items() if png is not None}
 

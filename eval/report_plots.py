@@ -26,6 +26,18 @@ PALETTE = ("tab:gray", "tab:blue", "tab:orange", "tab:purple", "tab:brown", "tab
            "tab:pink", "tab:olive", "tab:cyan")
 
 
+def panel_grid(n: int) -> tuple[Figure, list[Axes]]:
+    """A figure of n panels, three to a row (the per-unit plots: quality against k, shots, budget)."""
+    ncols = min(3, n)
+    nrows = math.ceil(n / ncols)
+    fig = Figure(figsize=(5.2 * ncols, 4.0 * nrows))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.remove()
+    return fig, list(axes.flat[:n])
+
+
 def method_color(method_name: str) -> str:
     """Looked up when drawing, so a plugin's arm (registered after this import) gets its own colour too."""
     methods = list(ARMS)
@@ -44,6 +56,9 @@ COST_AXES: dict[str, tuple[str, Callable[[Record], float | None]]] = {
     "quality_vs_device_hours": ("training device-hours", _device_hours),
     "quality_vs_extra_steps": ("extra decode steps per item",
                                lambda r: cost(r, "extra_decode_steps_per_item")),
+    # in-context demonstrations' prefill: drawn only where some arm has demonstrations
+    "quality_vs_prompt_tokens": ("extra prompt tokens per item",
+                                 lambda r: cost(r, "extra_prompt_tokens_per_item")),
 }
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in display pixels

@@ -4,14 +4,12 @@ budget), and quality against k, from records alone."""
 from __future__ import annotations
 
 import io
-import math
 from collections import defaultdict
 from pathlib import Path
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from eval.records import Record, deployable, grouped, quality, quality_of, reference_arm, unit
+from eval.report_plots import panel_grid
 from eval.tables import Table
 
 
@@ -106,18 +104,12 @@ def render_k_plot(records: list[Record]) -> bytes | None:
     units = {u: c for u, c in units.items() if c[0]}
     if not units:
         return None
-    ncols = min(3, len(units))
-    nrows = math.ceil(len(units) / ncols)
-    fig = Figure(figsize=(5.2 * ncols, 4.0 * nrows))
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    for ax in axes.flat[len(units):]:
-        ax.remove()
+    fig, axes = panel_grid(len(units))
     # one colour per prior source in every panel (translation and tagging panels list different sources);
     # markers shrink from line to line, so a line with the same values as another still shows
     sources = sorted({source for curves, _, _ in units.values() for source in curves})
     color = {source: f"C{i % 10}" for i, source in enumerate(sources)}
-    for ax, ((task, src, tgt, experiment), (curves, base, sft)) in zip(axes.flat, units.items()):
+    for ax, ((task, src, tgt, experiment), (curves, base, sft)) in zip(axes, units.items()):
         for i, (source, points) in enumerate(curves.items()):
             ks = sorted(points)
             ax.plot(ks, [points[k] for k in ks], marker="o", markersize=max(3, 9 - 1.5 * i),

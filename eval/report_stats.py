@@ -7,9 +7,9 @@ statistics themselves are eval.stats'. Here: which arms are compared, and what a
 is scored by corpus chrF; tagging by the words tagged right (micro-averaged UPOS accuracy); multiple choice
 and conductivity by right answers.
 
-Break-even: a training arm pays its training once, a PreTTY arm pays its prior on every item. After
-N = (training device-seconds) / (PreTTY's extra device-seconds per item over the base arm) evaluated items the
-two have cost the same compute.
+Break-even: a training arm pays its training once, a PreTTY arm pays its prior on every item (an icl arm its
+demonstrations' prefill, a nudge arm the aligned model's passes). After N = (training device-seconds) / (the
+arm's extra device-seconds per item over the base arm) evaluated items the two have cost the same compute.
 """
 from __future__ import annotations
 
@@ -110,10 +110,14 @@ class Significance:
         return found[1] if found is not None and found[0] is r else Tested(None, None)
 
 
+# arms that pay on every item instead of (or beside) training: a prior, demonstrations' prefill, nudging
+PER_ITEM = ("pretty", "icl", "nudge")
+
+
 @dataclass(frozen=True)
 class BreakEven:
     trained: str          # training arm
-    pretty: str           # PreTTY arm it is set against
+    pretty: str           # the per-item arm (PreTTY, icl, nudge) it is set against
     train_device_s: float
     extra_s_per_item: float
     items: float          # math.inf when the prior costs nothing measurable per item
@@ -133,10 +137,10 @@ def break_even(rows: list[Record], many: bool | None = None) -> list[BreakEven]:
         base_per_item = cost(base, "eval_wall_s") / base["n_items"]
         weighed = [r for r in members if deployable(r) and training_cost_known(r)]
         for t in weighed:
-            if method(t) in ("base", "pretty") or not cost(t, "train_device_s"):
+            if method(t) in ("base", *PER_ITEM) or not cost(t, "train_device_s"):
                 continue
             for p in weighed:
-                if method(p) != "pretty" or not p.get("n_items") or cost(p, "eval_wall_s") is None:
+                if method(p) not in PER_ITEM or not p.get("n_items") or cost(p, "eval_wall_s") is None:
                     continue
                 own = cost(p, "train_device_s") or 0.0
                 if own >= cost(t, "train_device_s"):

@@ -11,9 +11,11 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from align.demos import Prompted, choose_shots, few_shot_prompts
+from align.nudge import nudge_generate
 from align.priors import Priors
 from core import checkpoints
-from core.arms import BaseArm, PrettyArm, trained
+from core.arms import BaseArm, IclArm, NudgeArm, PrettyArm, Shots, trained
 from core.checkpoints import weights_hash
 from core.config import ExperimentConfig
 from core.decoding import generate
@@ -24,6 +26,7 @@ from core.models import load_model, load_tokenizer, resolve
 from core.provenance import PROTOCOL, is_current, protocol_of, stamp
 from core.records import SCHEMA_VERSION, ResultRecord, TrainRecord
 from core.rundir import RunDir
+from eval.degeneration import degenerate
 from eval.records import TRAINING_FIELDS
 from tasks.base import Task
 
@@ -48,6 +51,22 @@ def _check_priors(priors: Priors, n_items: int, vocab: int, source: str) -> None
     if bad is not None:
         raise UserError(f"prior source {source!r}: token id {bad!r} is not in the base model's vocabulary "
                         f"(0..{vocab - 1})")
+
+
+def _nudge_field(arm: NudgeArm, outputs, nudged) -> dict:
+    """Where the aligned model's tokens went: the share of all generated tokens, how many fall in the first
+    1, 2, 3 positions (the prior-knowledge hypothesis: alignment changes how an answer starts), and a
+    histogram of positions."""
+    supplied = [p for x in nudged for p in x.supplied]
+    tokens = sum(g.steps for g in outputs)   # every token decided, the one that stopped a row included
+    histogram = [0] * (max(supplied) + 1 if supplied else 0)
+    for p in supplied:
+        histogram[p] += 1
+    return {"threshold": arm.threshold, "from_arm": arm.from_arm, "task_model": arm.task_model,
+            "tokens": tokens, "supplied": len(supplied), "share": len(supplied) / tokens if tokens else 0.0,
+            "first": {str(n): sum(p < n for p in supplied) for n in (1, 2, 3)}, "histogram": histogram,
+            # columns the aligned model caught up on beyond the prompts (its prefills' extra width)
+            "aligned_positions_per_item": sum(x.aligned_positions for x in nudged) / max(len(nudged), 1)}
 
 
 def unknown_training_cost() -> Cost:
@@ -127,12 +146,21 @@ class Evaluator:
             return unknown_training_cost()
         return Cost.from_dict(rec.cost)
 
-    def _prior_model(self, arm: PrettyArm):
-        """(model, tokenizer) of a model prior, loaded once (and before any clock starts)."""
-        if arm.source.needs == "arm":
+    def _prior_model(self, arm: PrettyArm | NudgeArm):
+        """(model, tokenizer) of a model prior or of the model a nudge arm takes tokens from, loaded once (and
+        before any clock starts)."""
+        if arm.from_arm is not None:
             return self._load_trained(arm.from_arm)[:2]
         path = resolve(arm.task_model)
         return self._load(path, _record_beside(path))[:2]
+
+    def _aligned(self, arm: NudgeArm) -> tuple[Cost, dict]:
+        """The training cost and weights of the model a nudge arm takes tokens from."""
+        if arm.from_arm is not None:
+            rec = self.dir.trained(arm.from_arm)
+            return Cost.from_dict(rec.cost), self._weights(rec.model_dir)
+        path = resolve(arm.task_model)
+        return self._outside_cost(path), self._weights(path) if Path(path).is_dir() else {"path": path}
 
     def _warm_up(self, model, tok, prompts: list[str]) -> None:
         """One batch through each model before timing (first-call allocations, the newline-id table)."""
@@ -221,28 +249,62 @@ class Evaluator:
             cost = self._own_cost(arm)   # the measurement's training is kept apart, in the record's extra
         elif isinstance(arm, PrettyArm):
             model, tok, cost = self.base_model, self.tok, Cost()
+        elif isinstance(arm, NudgeArm):
+            cost, aligned_weights = self._aligned(arm)
+            model, tok = self.base_model, self.tok
+            weights = self._weights(self.base_path, aligned=aligned_weights)
         else:
             model, tok, weights, cost = self._arm_model(arm)
         self._warm_up(model, tok, prompts)
-        if isinstance(arm, PrettyArm) and arm.source.needs:
+        if isinstance(arm, NudgeArm) or (isinstance(arm, PrettyArm) and arm.source.needs):
             self._warm_up(*self._prior_model(arm), prompts)
         start = time.time()
-        prior, priors = None, None
-        if isinstance(arm, PrettyArm):
+        prior, priors, nudged, shown = None, None, None, None
+        if isinstance(arm, Shots) and arm.shots:   # demonstrations are chosen and laid out per item: timed
+            shown = self._demonstrations(arm, task, unit, items, tok)
+        if isinstance(arm, PrettyArm):   # a model prior's source sees the zero-shot prompt
             priors = self._priors(arm, task, unit, items)
             _check_priors(priors, len(items), len(self.tok), arm.prior)
             cost = priors.cost
             weights = self._weights(self.base_path, prior=priors.weights)
             prior = {"source": arm.prior, "k": arm.k, "from_arm": arm.from_arm, "note": priors.note,
                      "chars_mean": priors.chars_mean, "deployable": arm.source.deployable}
-        outputs = task.run(model, tok, items, priors.ids if priors else None, where)
+        if isinstance(arm, NudgeArm):
+            outputs, nudged = nudge_generate(model, self._prior_model(arm)[0], tok, prompts,
+                                             threshold=arm.threshold, max_new_tokens=task.max_new_tokens(),
+                                             batch_size=self.cfg.eval.batch_size, desc=where)
+            # PreTTY's convention (align/priors.py): a call is a prefill of the other model's prompt, a step
+            # one next-token distribution it computed for the item
+            n = len(items)
+            cost.extra_model_calls_per_item = sum(x.aligned_calls > 0 for x in nudged) / n
+            cost.extra_decode_steps_per_item = sum(x.aligned_calls for x in nudged) / n
+        else:
+            outputs = task.run(model, tok, items, priors.ids if priors else None, where,
+                               **({"prompts": shown.prompts} if shown else {}))
         cost.eval_wall_s = time.time() - start
+        if shown:
+            cost.extra_prompt_tokens_per_item = sum(shown.extra_tokens) / len(items)
+            # the budget's rows the demonstrations are drawn from: a trained arm's cost counts them already
+            if cost.train_examples is not None:   # unknown stays unknown (fairness rule 3)
+                cost.train_examples = max(cost.train_examples, len(task.budget_rows(self.train, unit)))
         scored = task.score(items, outputs, unit)
         if task.quality.key not in scored.metrics:   # a plugin's slip: said before a record lacks it
             raise UserError(f"task {task.name!r}: its score() gave no {task.quality.key!r} metric, the "
                             f"quality it declares (metrics: {', '.join(scored.metrics)})")
         items, outputs = scored.items, scored.outputs
         hyps, refs = [g.text for g in outputs], [r["tgt"] for r in items]
+        per_item = dict(scored.per_item)
+        if task.generates:   # how much of a quality gap is loops (eval/degeneration.py)
+            lang = task.loop_language(unit)
+            per_item["degenerate"] = [degenerate(g.text, g.hit_limit, lang) for g in outputs]
+            scored.metrics["degenerate_rate"] = sum(per_item["degenerate"]) / max(len(outputs), 1)
+            # the same test on the references: what the rate reads when nothing loops (fairness rule 7)
+            scored.metrics["reference_degenerate_rate"] = (
+                sum(degenerate(ref, False, lang) for ref in refs) / max(len(refs), 1))
+        if nudged:
+            per_item["nudged"] = [len(x.supplied) for x in nudged]
+        if shown:   # which of the budget's rows each item was shown: "never the test item" can be checked
+            per_item["shots"] = [[r["id"] for r in shots] for shots in shown.shown]
         src, tgt = unit.split("-")
         record = {
             **stamp(self.cfg.model.dtype), "schema_version": SCHEMA_VERSION,
@@ -253,12 +315,15 @@ class Evaluator:
             "quality": asdict(task.quality),   # what the report judges it by, without the task's module
             "signatures": scored.signatures, "n_items": len(items),
             # every output and reference: the report's bootstrap CIs and significance tests need them
-            "per_item": (scored.per_item | {"output": hyps, "reference": refs}
+            "per_item": (per_item | {"output": hyps, "reference": refs}
                          | {"id": [r["id"] for r in items]}),
             "samples": [{"id": r["id"], "source": r["src"], "reference": r["tgt"], "output": g.text,
                          "prior": tok.decode(g.prior_ids) if g.prior_ids else ""}
                         for r, g in list(zip(items, outputs))[: self.cfg.eval.samples]],
             "prior": prior, "weights": weights, "config_hash": self.cfg.hash(), "git_rev": self.git_rev,
+            **({"icl": self._icl_field(arm, shown)} if shown else {}),
+            **({"nudge": _nudge_field(arm, outputs, nudged)} if nudged is not None else {}),
+            **({"decoding": self.cfg.eval.decoding()} if task.generates and self.cfg.eval.decoding() else {}),
             **task.record_extra(arm, unit, job_record, scored),
             "cost": cost.as_dict(),
             "train_tokens_by_lang": self._tokens_by_lang.get(weights.get("path")) or None,
@@ -285,19 +350,22 @@ class Evaluator:
     @staticmethod
     def _skip(arm, task: Task) -> str | None:
         """Why an arm has no record of this task (None: it has one; "": quietly)."""
-        if isinstance(arm, PrettyArm):
-            if not task.generates:
-                return "options are scored, not generated: no prior applies"
-            if arm.source.tasks is not None and task.name not in arm.source.tasks:
-                return f"a {arm.prior} prior gives no prior for {task.name}"
+        if isinstance(arm, (PrettyArm, NudgeArm)) and not task.generates:
+            return "options are scored, not generated: no prior applies"
+        if isinstance(arm, IclArm) and not task.generates:
+            return "options are scored, not generated: demonstrations are for generating tasks"
+        if isinstance(arm, PrettyArm) and arm.source.tasks is not None and task.name not in arm.source.tasks:
+            return f"a {arm.prior} prior gives no prior for {task.name}"
         return task.skip(arm)
 
     def _arm_model(self, arm):
         """(model, tokenizer, weights, training cost) of an arm evaluated with its own weights."""
         if isinstance(arm, BaseArm) and arm.model:
             return self._load_other(arm.model)
-        if isinstance(arm, BaseArm):
+        if isinstance(arm, BaseArm) or (isinstance(arm, IclArm) and arm.from_arm is None):
             return self.base_model, self.tok, self._weights(self.base_path), Cost()
+        if isinstance(arm, IclArm):   # a trained model prompted with demonstrations
+            return self._load_trained(arm.from_arm)
         if trained(arm.method):
             return self._load_trained(arm.name)
         raise UserError(f"arm {arm.name!r}: method {arm.method!r} has no evaluation")
@@ -311,11 +379,24 @@ class Evaluator:
     def _still_current(self, old: dict) -> bool:
         """A kept record must describe the weights that are on disk now (a retrained arm is re-evaluated)."""
         w = old.get("weights") or {}
-        for entry in (w, w.get("base") or {}, w.get("prior") or {}):
+        for entry in (w, w.get("base") or {}, w.get("prior") or {}, w.get("aligned") or {}):
             path = self.run_dir / entry["in_run"] if entry.get("in_run") else entry.get("path")
             if path and (not Path(path).exists() or weights_hash(path) != entry.get("sha256")):
                 return False
         return True
+
+    def _demonstrations(self, arm: Shots, task: Task, unit: str, items: list[dict], tok) -> Prompted:
+        """Each item's few-shot prompt, its shots drawn from the budget's rows of this task and unit."""
+        pool = task.budget_rows(self.train, unit)
+        chosen = choose_shots(pool, items, arm.shots, arm.selection, self.cfg.seed, unit.split("-")[0])
+        return few_shot_prompts(task, tok, items, chosen, arm.prompt_bound)
+
+    @staticmethod
+    def _icl_field(arm: Shots, shown: Prompted) -> dict:
+        n = max(len(shown.shots_used), 1)
+        return {"shots": arm.shots, "select": arm.selection, "max_prompt_tokens": arm.prompt_bound,
+                "shots_used_mean": sum(shown.shots_used) / n, "dropped": shown.dropped,
+                "from_arm": getattr(arm, "from_arm", None) if isinstance(arm, IclArm) else None}
 
     def _priors(self, arm: PrettyArm, task: Task, unit: str, items: list[dict]) -> Priors:
         train = task.budget_rows(self.train, unit)

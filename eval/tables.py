@@ -32,3 +32,13 @@ class Table:
         import wandb
 
         return wandb.Table(columns=self.header, data=[list(map(str, row)) for row in self.rows])
+
+
+def flops_text(v: float | None) -> str:
+    """FLOPs as 3.3e13 (0 as 0, nothing as n/a)."""
+    if v is None:
+        return "n/a"
+    if v == 0:
+        return "0"
+    mantissa, exponent = f"{v:.1e}".split("e")
+    return f"{mantissa}e{int(exponent)}"

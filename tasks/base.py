@@ -155,15 +155,29 @@ class Task:
         """Extra keyword arguments for a prior source (e.g. the units k counts)."""
         return {}
 
+    def few_shot_prompt(self, item: dict, shots: list[dict]) -> str:
+        """The prompt of `item` after in-context demonstrations: the task's instruction (the prompt's first
+        line) once, then each shot's rest of prompt and its answer as trained on, then the item's rest of
+        prompt. A task whose prompt is not "instruction, newline, item" overrides this."""
+        instruction, _, body = item["prompt"].partition("\n")
+        blocks = [s["prompt"].partition("\n")[2] + s["completion"] for s in shots]
+        return "\n".join([instruction, *blocks, body])
+
     def max_new_tokens(self) -> int:
         return self.cfg.eval.max_new_tokens
 
-    def run(self, model, tok, items: list[dict], priors: Optional[list[list[int]]],
-            desc: str) -> list[Generation]:
-        """The model's answers to `items`, in order (a generating task: decoded, continuing each prior)."""
-        return generate(model, tok, [r["prompt"] for r in items], priors,
-                        max_new_tokens=self.max_new_tokens(),
-                        batch_size=self.cfg.eval.batch_size, desc=desc)
+    def loop_language(self, unit: str) -> str | None:
+        """The language an output's loops are counted in (eval/degeneration.py: characters for zh/ja, else
+        words); "" counts words; None: answers that repeat by design, only hitting the token limit counts."""
+        return ""
+
+    def run(self, model, tok, items: list[dict], priors: Optional[list[list[int]]], desc: str,
+            prompts: Optional[list[str]] = None) -> list[Generation]:
+        """The model's answers to `items`, in order (a generating task: decoded, continuing each prior);
+        `prompts`: other prompts than the items' own (with demonstrations)."""
+        return generate(model, tok, prompts or [r["prompt"] for r in items], priors,
+                        max_new_tokens=self.max_new_tokens(), batch_size=self.cfg.eval.batch_size,
+                        desc=desc, options=self.cfg.eval.decoding())
 
     def score(self, items: list[dict], outputs: list[Generation], unit: str) -> Scored:
         raise NotImplementedError

@@ -54,7 +54,8 @@ class Translation(Task):
     quality = Quality("chrf", "chrF", 100.0)
     columns = (Column("BLEU", "bleu", ".2f"), Column("chrF", "chrf", ".2f"), Column("chrF ±95%", "ci", ".2f"),
                Column("off-target %", "off_target_rate", "percent"),
-               Column("too short to tell %", "off_target_undecided_rate", "percent"))
+               Column("too short to tell %", "off_target_undecided_rate", "percent"),
+               Column("degenerate %", "degenerate_rate", "percent"))
     resample = "chrf"
     order = 0
 
@@ -102,6 +103,9 @@ class Translation(Task):
                 "test_source": test_source, "test_available": len(test_all), "test_used": len(test),
                 "dev_source": task.train.source if dev else None, "dev_used": len(dev)}
         return out
+
+    def loop_language(self, unit: str) -> str:
+        return unit.split("-")[1]
 
     def held_out_sources(self) -> list:
         return [self.spec.train, *self.spec.test]
