@@ -312,3 +312,19 @@ def test_the_loop_split_adds_up_and_refuses_a_misleading_share():
     ahead = rec("x", [0.0, 80.0, 80.0, 80.0], [True, False, False, False])   # better than SFT elsewhere
     (row,) = _loop_rows([sft, ahead], "mt", False)
     assert row[-1] == "n/a"
+
+
+def test_the_shipped_budget_use_configs_validate():
+    """budget-uses (and its sweep over budgets 64 and 256) and the ablation's new arms, validated offline."""
+    from core.sweep import expand, is_finished, load_sweep
+
+    points = expand(load_sweep(REPO / "configs/sweeps/budget-uses.yaml"), "/nonexistent/runs")
+    assert [cfg.data.budget for cfg, _ in points] == [64, 256]
+    for cfg, _ in points:
+        methods = {a.method for a in cfg.arms}
+        assert {"icl", "nudge", "pretty", "sft", "lora"} <= methods
+        assert not is_finished(cfg, "dev") and not is_finished(cfg)
+    ablation = load_config(REPO / "configs/experiments/pretty-ablation.yaml")
+    names = {a.name for a in ablation.arms}
+    assert {"icl-random-1shot", "icl-similar-4shot", "pretty-frequent-k1-random-4shot", "nudge-sft-t30",
+            "nudge-sft-t60"} <= names
