@@ -152,6 +152,47 @@ class Shots(Strict):
 
 
 @register_arm
+class PrettyArm(Shots):
+    method: Literal["pretty"]
+    name: Optional[Name] = Field(None, description="default: pretty-<prior>-k<k>")
+    prior: str = Field(description="a registered prior source: " + ", ".join(PRIORS))
+    k: int = Field(ge=0)
+    from_arm: Optional[str] = Field(
+        None, description="training arm whose checkpoint gives the prior (sft/lora priors)")
+    task_model: Optional[str] = Field(
+        None, description="task_model prior: any other model or checkpoint directory")
+    dictionary_path: Optional[str] = Field(None, description="dictionary prior: TSV or FreeDict TEI file; "
+                                           "default: a lexicon induced from the budget's own pairs")
+    n_words: int = Field(1, ge=1, description="dictionary prior: translate the first n content words")
+
+    @field_validator("prior")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in PRIORS:
+            raise ValueError(f"unknown prior source {v!r} (sources: {', '.join(PRIORS)}; "
+                             "a plugin registers more)")
+        return v
+
+    @property
+    def source(self) -> PriorSource:
+        return PRIORS[self.prior]
+
+    @model_validator(mode="after")
+    def _defaults(self) -> "PrettyArm":
+        if self.name is None:
+            self.name = check_name(f"pretty-{self.prior}-k{self.k}{self.shot_suffix}")
+        needs = self.source.needs
+        if needs == "arm" and self.from_arm is None:
+            self.from_arm = self.source.arm_method
+        if needs != "arm" and self.from_arm is not None:
+            raise ValueError(f"from_arm is only used by prior: sft or lora, not prior: {self.prior}")
+        if (needs == "model") != (self.task_model is not None):
+            raise ValueError("task_model is required by, and only used by, prior: task_model")
+        return self
+
+
+# after PrettyArm: a registered method keeps its colour in every plot (eval/report_plots.py)
+@register_arm
 class IclArm(Shots):
     """In-context learning: a model prompted with `shots` of the budget's examples before each test item. The
     base model, or with `from_arm` a training arm's checkpoint (does a trained model still gain from
@@ -193,44 +234,4 @@ class NudgeArm(Strict):
             # t40 for 0.4, t40p4 for 0.404: two thresholds never share a name
             percent = f"{100 * self.threshold:.6g}".replace(".", "p")
             self.name = check_name(f"nudge-{self.from_arm or 'model'}-t{percent}")
-        return self
-
-
-@register_arm
-class PrettyArm(Shots):
-    method: Literal["pretty"]
-    name: Optional[Name] = Field(None, description="default: pretty-<prior>-k<k>")
-    prior: str = Field(description="a registered prior source: " + ", ".join(PRIORS))
-    k: int = Field(ge=0)
-    from_arm: Optional[str] = Field(
-        None, description="training arm whose checkpoint gives the prior (sft/lora priors)")
-    task_model: Optional[str] = Field(
-        None, description="task_model prior: any other model or checkpoint directory")
-    dictionary_path: Optional[str] = Field(None, description="dictionary prior: TSV or FreeDict TEI file; "
-                                           "default: a lexicon induced from the budget's own pairs")
-    n_words: int = Field(1, ge=1, description="dictionary prior: translate the first n content words")
-
-    @field_validator("prior")
-    @classmethod
-    def _known(cls, v: str) -> str:
-        if v not in PRIORS:
-            raise ValueError(f"unknown prior source {v!r} (sources: {', '.join(PRIORS)}; "
-                             "a plugin registers more)")
-        return v
-
-    @property
-    def source(self) -> PriorSource:
-        return PRIORS[self.prior]
-
-    @model_validator(mode="after")
-    def _defaults(self) -> "PrettyArm":
-        if self.name is None:
-            self.name = check_name(f"pretty-{self.prior}-k{self.k}{self.shot_suffix}")
-        needs = self.source.needs
-        if needs == "arm" and self.from_arm is None:
-            self.from_arm = self.source.arm_method
-        if needs != "arm" and self.from_arm is not None:
-            raise ValueError(f"from_arm is only used by prior: sft or lora, not prior: {self.prior}")
-        if (needs == "model") != (self.task_model is not None):
-            raise ValueError("task_model is required by, and only used by, prior: task_model")
         return self

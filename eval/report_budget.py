@@ -261,7 +261,7 @@ def nudge_tables(records: list[Record], many: bool | None = None) -> list[Table]
                         *(_of_supplied(_first(first, k), supplied) for k in (1, 2, 3)),
                         _g(cost(r, "extra_decode_steps_per_item"), ".3g")])
         tables.append(Table(f"{task}: {direction(src, tgt)}: tokens the aligned model supplied",
-                            ["arm", "threshold", f"test {quality_of(task, nudged).label}",
+                            ["arm", "threshold", quality_of(task, nudged).label,
                              "supplied / generated tokens", "supplied %", "at position < 1",
                              "at position < 2", "at position < 3", "aligned passes/item"], out, NUDGE_NOTE))
     return tables

@@ -59,7 +59,8 @@ def test_results_are_complete_and_traceable(smoke):
     config_hash = (run / "config.hash").read_text().strip()
     for r in records:
         assert r["task"] == "mt" and (r["src"], r["tgt"]) == ("en", "de") and r["n_items"] == 8
-        assert set(r["metrics"]) == {"bleu", "chrf", "off_target_rate", "off_target_undecided_rate"}
+        assert set(r["metrics"]) == {"bleu", "chrf", "off_target_rate", "off_target_undecided_rate",
+                                     "degenerate_rate", "reference_degenerate_rate"}
         assert r["config_hash"] == config_hash and r["git_rev"]
         assert "tok:13a" in r["signatures"]["bleu"]
         assert len(r["samples"]) == 3 and all("output" in s for s in r["samples"])
