@@ -78,8 +78,8 @@ def test_report_writes_its_files(run_dir):
     # records without per-item outputs have no interval; SFT is the arm the others are tested against
     # training tokens/s = 20480 / 300 s; base trained nothing, so it has none
     # degenerate %: n/a, these records are older than the degeneration rate
-    assert ("| pretty-sft-k2 | 14.10 | 41.70 | n/a | 4.0 | 3.0 | n/a |  | 256 | 20480 | 3.3e13 | 300.0 | 290.0 "
-            "| 5000 "
+    assert ("| pretty-sft-k2 | 14.10 | 41.70 | n/a | 4.0 | 3.0 | n/a |  | 256 | 20480 | 3.3e13 | 300.0 "
+            "| 290.0 | 5000 "
             "| 68 | 2 |") in md
     sft = next(line for line in md.splitlines() if line.startswith("| sft | 18.20 | 47.30 | ±"))
     assert sft.endswith("| 1.0 | 0.0 | n/a |  | 256 | 20480 | 3.3e13 | 300.0 | 290.0 | 5000 | 68 | 0 |")
