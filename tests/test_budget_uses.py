@@ -205,7 +205,9 @@ def uses(smoke_run, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("uses") / "smoke"
     shutil.copytree(smoke_run[0], root)
-    cfg = load_config(REPO / "configs/experiments/smoke.yaml", [f"arms={ARMS}"])
+    # W&B off: an in-process W&B run starts a service that later DeepSpeed ranks of the suite would inherit
+    # (a killed rank's run then stays "in use" for its resume, tests/test_pretrain.py)
+    cfg = load_config(REPO / "configs/experiments/smoke.yaml", [f"arms={ARMS}", "wandb.mode=disabled"])
     records = {r["arm"]: r for r in Evaluator(cfg, root).run()}
     dev = {r["arm"]: r for r in Evaluator(cfg, root, "dev").run()}
     build_report(root)
@@ -287,7 +289,7 @@ def test_decoding_options_reach_generate_and_the_record(uses, tmp_path):
     copy = tmp_path / "smoke"
     shutil.copytree(root, copy, ignore=shutil.ignore_patterns("results", "results.jsonl", "dev"))
     cfg = load_config(REPO / "configs/experiments/smoke.yaml",
-                      ["eval.num_beams=2", "eval.no_repeat_ngram_size=2"])
+                      ["eval.num_beams=2", "eval.no_repeat_ngram_size=2", "wandb.mode=disabled"])
     (beam,) = [r for r in Evaluator(cfg, copy).run(["base"])]
     assert beam["decoding"] == {"num_beams": 2, "no_repeat_ngram_size": 2}
     assert "decoding" not in records["base"]   # greedy: nothing recorded, as before
