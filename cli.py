@@ -2,6 +2,7 @@
 
   ./launch.sh                               set up, then run configs/experiments/demo.yaml
   ./launch.sh run CONFIG [key=value ...]    run an experiment: prepare -> train (DeepSpeed) -> eval -> report
+  ./launch.sh run CONFIG --dry-run          print every training job's exact deepspeed command, run nothing
   ./launch.sh sweep SWEEP.yaml [--dry-run]  a grid of experiments, one W&B group, finished ones skipped
   ./launch.sh report RUN_DIR                rebuild the report from RUN_DIR/results.jsonl alone (or a sweep's)
   ./launch.sh analyze --run-dir RUN_DIR     base-vs-aligned token distribution shift (see analyze --help)
@@ -25,7 +26,27 @@ from core.errors import StageFailed, UserError
 def cmd_run(args) -> None:
     from core.config import load_config
 
-    run_experiment(load_config(args.config, args.overrides), Path(args.config), args.stage, args.split)
+    cfg = load_config(args.config, args.overrides)   # validated first, also for --dry-run
+    if args.dry_run:
+        print_plan(cfg)
+        return
+    run_experiment(cfg, Path(args.config), args.stage, args.split)
+
+
+def print_plan(cfg, point: str = "") -> None:
+    """--dry-run: the exact `deepspeed` command line of every training job (train/launch.py `command()`),
+    after checking what the launch reads (the DeepSpeed config, the hostfile); nothing is run, written or
+    loaded. Whether this machine has the GPU packages a config asks for (flash-attn, liger-kernel) is checked
+    where it runs."""
+    from core.prepare import check_launch
+    from core.rundir import RunDir
+    from train.launch import planned
+
+    try:
+        world = check_launch(cfg) if cfg.jobs() else 0
+    except UserError as e:
+        raise UserError(f"{point}{e}") from None
+    print("\n".join(planned(cfg, RunDir.of(cfg).root, world)), flush=True)
 
 
 def run_experiment(cfg, config_path: Path, stage: str = "all", split: str = "test") -> Path:
@@ -42,9 +63,9 @@ def run_experiment(cfg, config_path: Path, stage: str = "all", split: str = "tes
 
             train_arms(cfg, run_dir)
         if stage in ("all", "eval"):
-            from eval.run import Evaluator
+            from eval.ranks import evaluate   # over the ranks training uses (one: in this process)
 
-            Evaluator(cfg, run_dir, split).run()
+            evaluate(cfg, run_dir, split)
         if stage in ("all", "eval", "report"):
             if split == "test":
                 _report(run_dir, cfg)
@@ -69,6 +90,8 @@ def cmd_sweep(args) -> None:
         state = "finished" if is_finished(cfg, args.split) else "to run"
         print(f"[sweep] {cfg.name} ({cfg.hash()}, {state}): {' '.join(overrides[len(spec.overrides):])}")
     if args.dry_run:
+        for cfg, overrides in configs:   # each point's training commands, as its run would start them
+            print_plan(cfg, point=f"sweep {spec.name}: point {cfg.name}: ")
         return
     base = Path(spec.base) if Path(spec.base).is_absolute() else Path(__file__).resolve().parent / spec.base
     for cfg, _ in configs:
@@ -141,6 +164,9 @@ def main(argv=None) -> int:
                    help="evaluate and report on the test split (default) or on the dev split, "
                    "into RUN_DIR/dev/: make every choice (a format, a threshold, the best arm) on dev, "
                    "then touch test once")
+    r.add_argument("--dry-run", action="store_true",
+                   help="validate the config, then print the exact deepspeed command line of every training "
+                   "job (hostfile, ranks, master port, run directory) without running or writing anything")
     r.set_defaults(func=cmd_run)
     sw = sub.add_parser("sweep", help="run a grid of experiments (configs/sweeps/*.yaml)",
                         description="Expand a sweep file into experiments and run them one after another; "
@@ -151,7 +177,8 @@ def main(argv=None) -> int:
                     help="evaluate every point on the test split (default) or on dev (into each point's dev/ "
                     "folder: the choices the test report shows, e.g. which use of the budget wins)")
     sw.add_argument("--dry-run", action="store_true",
-                    help="list the experiments and whether each is finished")
+                    help="list the experiments, whether each is finished, and each one's deepspeed command "
+                    "lines (as run --dry-run)")
     sw.add_argument("--output-dir", default="runs",
                     help="experiments go to OUTPUT_DIR/<sweep name>/<experiment>")
     sw.add_argument("--slurm", metavar="FILE",

@@ -9,6 +9,10 @@ priors" selects positions t >= j, and position t = j is the one right after the 
 
   ./launch.sh analyze --run-dir runs/demo --arm sft --direction en-de --n 50
       -> runs/demo/analysis/shift-sft-mt-en-de.json and .png, and a W&B run (job type "analysis")
+
+Under the DeepSpeed launcher, `PYTHONPATH=. deepspeed --num_gpus 2 --module align.analyze --run-dir ...
+--items 50` (its runner takes `--n` for an abbreviation of its own options), the ranks share the batches
+(core.decoding.run_batches) and rank 0 alone writes, logs and prints.
 """
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ import torch
 from core.args import positive
 from core.arms import trained
 from core.config import load_config
-from core.decoding import generate
+from core.decoding import generate, join_ranks, run_batches, world
 from core.errors import UserError
 from core.io import atomic_write_bytes, atomic_write_json, check_writable, read_jsonl
 from core.models import load_model, load_tokenizer, resolve
@@ -84,19 +88,24 @@ def shift_statistics(base_model, aligned_model, tok, prompts: list[str], outputs
     if _vocab_size(base_model) != _vocab_size(aligned_model):
         raise UserError(f"base and aligned models have different vocabularies ({_vocab_size(base_model)} vs "
                         f"{_vocab_size(aligned_model)} tokens): shift needs one shared tokenizer")
-    kls: list[list[float]] = [[] for _ in prompts]
-    ranks: list[list[int]] = [[] for _ in prompts]
     order = sorted((i for i in range(len(prompts)) if outputs[i]), key=lambda i: -len(outputs[i]))
-    for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
+
+    def batch(idx: list[int]) -> list[tuple[list[float], list[int]]]:
         args = ([prompts[i] for i in idx], [outputs[i] for i in idx])
+        rows = []
         # Full-vocabulary tensors live for one batch only: each item is reduced to two numbers per position.
         for i, a, b in zip(idx, output_logprobs(aligned_model, tok, *args),
                            output_logprobs(base_model, tok, *args)):
             b = b.to(a.device)
-            kls[i] = torch.where(a > -torch.inf, a.exp() * (a - b), 0.0).sum(-1).tolist()
             chosen = b.gather(-1, torch.tensor(outputs[i], device=b.device)[:, None])
-            ranks[i] = (1 + (b > chosen).sum(-1)).tolist()  # ties count in the aligned token's favour
+            rows.append((torch.where(a > -torch.inf, a.exp() * (a - b), 0.0).sum(-1).tolist(),
+                         (1 + (b > chosen).sum(-1)).tolist()))  # ties count in the aligned token's favour
+        return rows
+
+    # batches shared among ranks, halved on running out of memory (teacher-forced: padding changes rounding)
+    done = run_batches(order, batch_size, batch, "shift")
+    kls = [done[i][0] if i in done else [] for i in range(len(prompts))]
+    ranks = [done[i][1] if i in done else [] for i in range(len(prompts))]
     return {"by_prior": [_summary(kls, ranks, j) for j in priors_j],
             "items": [{"kl": kl, "base_rank": r} for kl, r in zip(kls, ranks)]}
 
@@ -184,7 +193,7 @@ def analyze(base_path: str, aligned_path: str, prompts: list[str], *, adapter: b
         item.update(prompt=prompt, output=tok.decode(ids), tokens=tok.convert_ids_to_tokens(ids))
     result = {"base": base_path, "aligned": aligned_path, "adapter": adapter, "n_items": len(prompts),
               "max_new_tokens": max_new_tokens, "dtype": dtype, **(meta or {}), **stats}
-    if out is not None:
+    if out is not None and world()[0] == 0:   # every rank holds the result: rank 0 alone writes it
         atomic_write_json(out, result)
         plot(result, Path(out).with_suffix(".png"),
              f"{'/'.join(Path(aligned_path).parts[-2:])} vs {Path(base_path).name}: {len(prompts)} prompts, "
@@ -212,14 +221,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--task", default="mt", choices=["mt", "pos"],
                    help="only test rows of this task (default mt; POS rows share the direction names)")
     p.add_argument("--direction", help="only test rows of this direction, e.g. en-de (default: all)")
-    p.add_argument("--n", type=positive(int), default=50, help="first N test rows")
+    # --items: under the deepspeed launcher, whose own options --n abbreviates
+    p.add_argument("--n", "--items", dest="n", type=positive(int), default=50, help="first N test rows")
     p.add_argument("--max-new-tokens", type=positive(int), default=48)
     p.add_argument("--batch-size", type=positive(int), default=8)
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16", "auto"],
                    help="float32 keeps small KLs above rounding noise")
     p.add_argument("--out", help="JSON file, the plot goes next to it as .png "
                                  "(default RUN_DIR/analysis/shift-ARM-TASK[-DIRECTION].json)")
+    p.add_argument("--local_rank", type=int, default=-1, help=argparse.SUPPRESS)   # from a deepspeed launch
     args = p.parse_args(argv)
+    join_ranks()   # under the launcher: share the batches
     try:
         run_dir = Path(args.run_dir)
         test = RunDir(run_dir).rows("test")
@@ -250,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
                    / f"shift-{args.arm}-{args.task}{'-' + args.direction if args.direction else ''}.json")
         check_writable(out.parent, "--out")   # before any model loads: the result is written last
         wandb_run = None
-        if cfg is not None and cfg.wandb.mode != "disabled":
+        if cfg is not None and cfg.wandb.mode != "disabled" and world()[0] == 0:
 
             wandb_run = init_run(cfg, run_dir, out.stem, "analysis")
         analyze(resolve(base), aligned, [r["prompt"] for r in rows], adapter=adapter,
@@ -262,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
-    print(f"[shift] {out}, {out.with_suffix('.png')}")
+    if world()[0] == 0:
+        print(f"[shift] {out}, {out.with_suffix('.png')}")
     return 0
 
 

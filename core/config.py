@@ -23,7 +23,7 @@ from core.arms import (ARMS, LoraArm, NudgeArm, PretrainArm, PrettyArm, SftArm, 
                        trained)
 from core.errors import PluginMissing, UserError
 from core.jobs import Job, arm_job
-from core.schema import Name, Seed, Strict, check_name
+from core.schema import Name, Seed, Strict, check_name, new_field, without_new_defaults
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -33,6 +33,10 @@ class ModelSpec(Strict):
                       "directory or a hub id")
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = "auto"
     trust_remote_code: bool = False
+    attention: Literal["auto", "eager", "sdpa", "flash_attention_2"] = new_field(
+        "auto", description="the attention kernel, in training and evaluation: auto (transformers' default: "
+        "sdpa where the model supports it), eager, sdpa or flash_attention_2 (needs the flash-attn package "
+        "and a CUDA GPU); recorded as used in every train.json and result record")
 
 
 class DataSpec(Strict):
@@ -85,6 +89,13 @@ class DeepSpeedSpec(Strict):
         return p if p.is_absolute() else REPO / p
 
 
+class CometSpec(Strict):
+    """COMET beside BLEU/chrF, scored in its own environment (./launch.sh comet-setup; eval/comet.py)."""
+    model: str = Field(min_length=1, description="a hub id (e.g. Unbabel/wmt22-comet-da) or a local COMET "
+                       "model: its directory or checkpoints/model.ckpt")
+    batch_size: int = Field(16, gt=0)
+
+
 class EvalSpec(Strict):
     batch_size: int = Field(8, gt=0)
     max_new_tokens: int = Field(96, gt=0, description="translation")
@@ -95,6 +106,9 @@ class EvalSpec(Strict):
     num_beams: Optional[int] = Field(None, ge=1, description="beam search width (ALMA decodes with 5)")
     repetition_penalty: Optional[float] = Field(None, gt=0, description="e.g. 1.1 (1: none)")
     no_repeat_ngram_size: Optional[int] = Field(None, ge=1, description="no n-gram of this size twice")
+    # unset: no COMET (and the hash of configs without it unchanged); skipped with a line when unreachable
+    comet: Optional[CometSpec] = Field(None, description="score translations with COMET too, e.g. "
+                                       "{model: Unbabel/wmt22-comet-da}")
 
     def decoding(self) -> dict:
         """The options set, as `model.generate` takes them (empty: greedy)."""
@@ -294,10 +308,11 @@ class ExperimentConfig(Strict):
     def hash(self) -> str:
         """Identity of an experiment: everything that changes results (not where they go, how they are logged
         or priced).
-        Unset (None) fields are left out, so a new optional field in the schema keeps existing runs' hashes;
-        the rendezvous port and hostfile say where ranks meet, not what they compute."""
-        d = self.model_dump(mode="json", exclude_none=True, exclude={
-            "output_dir": True, "wandb": True, "report": True, "deepspeed": {"master_port", "hostfile"}})
+        Unset (None) fields are left out, and so are new fields at their default (core.schema.new_field), so a
+        new field in the schema keeps existing runs' hashes; the rendezvous port and hostfile say where ranks
+        meet, not what they compute."""
+        d = without_new_defaults(self, self.model_dump(mode="json", exclude_none=True, exclude={
+            "output_dir": True, "wandb": True, "report": True, "deepspeed": {"master_port", "hostfile"}}))
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -3,13 +3,21 @@ from per-item prior tokens (PreTTY).
 
 Items are sorted by length so each batch holds similar lengths; left padding keeps every prompt's last
 token next to the first generated one, and the KV cache makes each step one token of work.
+
+Under several evaluation ranks (eval/ranks.py) each rank decodes whole batches of that one-rank order and
+every rank receives every result (`run_batches`); a batch that runs out of device memory is halved and
+retried.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import lru_cache
+from typing import Any, Callable
 
 import torch
+import torch.distributed as dist
 from tqdm.auto import tqdm
 from transformers import (LogitsProcessor, LogitsProcessorList, NoRepeatNGramLogitsProcessor,
                           RepetitionPenaltyLogitsProcessor, StoppingCriteria, StoppingCriteriaList)
@@ -97,26 +105,140 @@ def left_padded(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch
     return ids, mask
 
 
+# ---------------------------------------------------------------- batches over ranks
+_sharded = False   # set by join_ranks(): only evaluation ranks split batches (never a training job's group)
+
+
+def join_ranks() -> None:
+    """This process's place among the ranks the DeepSpeed launcher started (WORLD_SIZE, RANK, MASTER_ADDR and
+    MASTER_PORT): a gloo group, as the ranks exchange Python objects (outputs, scores), never large tensors;
+    on a GPU machine, this rank's own device first, so that every model loads onto it. One rank: nothing."""
+    global _sharded
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    # generous: a rank waits at each gather for the slowest rank's share of batches
+    dist.init_process_group("gloo", timeout=timedelta(hours=6))
+    _sharded = True
+
+
+def leave_ranks() -> None:
+    """The group's end, once this rank has taken part in every gather."""
+    global _sharded
+    if _sharded:
+        dist.destroy_process_group()
+        _sharded = False
+
+
+class RankLost(RuntimeError):
+    """A gather failed because another rank ended (killed, or failed itself): that rank is the cause."""
+
+
+def world() -> tuple[int, int]:
+    """(this rank, number of ranks): (0, 1) outside evaluation ranks."""
+    return (dist.get_rank(), dist.get_world_size()) if _sharded else (0, 1)
+
+
+@dataclass
+class Batches:
+    """How one evaluation's batches ran, over every rank: sizes batches were halved to after running out of
+    memory (empty: none was)."""
+    halved: list[int] = field(default_factory=list)
+    told: bool = False
+
+    def as_record(self, batch_size: int, ranks: int) -> dict:
+        """The record's `eval_batching`: the configured size, the smallest a halved batch ran at (the
+        configured size when none was halved), how many halvings, and the ranks that evaluated."""
+        return {"batch_size": batch_size, "batch_size_used": min(self.halved, default=batch_size),
+                "halved": len(self.halved), "ranks": ranks}
+
+
+_batches = Batches()
+
+
+def track_batches() -> Batches:
+    """A fresh tally that every later batch (until the next call) is counted in: one per record."""
+    global _batches
+    _batches = Batches()
+    return _batches
+
+
+def out_of_memory(e: BaseException) -> bool:
+    return isinstance(e, torch.cuda.OutOfMemoryError) or (
+        isinstance(e, RuntimeError) and "out of memory" in str(e).lower())
+
+
+def _fitting(step: Callable[[list[int]], list], batch: list[int], halved: list[int]) -> list:
+    """step's results for a batch's rows; a batch that runs out of memory is halved and each half run in turn
+    (again halved if need be). Halving changes the padding of those rows only (a batch is padded to its
+    longest row): their outputs may differ from a run where the batch fitted, no other row's do."""
+    try:
+        return step(batch)
+    except RuntimeError as e:
+        if len(batch) == 1 or not out_of_memory(e):
+            raise
+    # outside the handler: the failed attempt's tensors, which its traceback holds, are freed first
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    half = (len(batch) + 1) // 2
+    halved.append(len(batch) - half)
+    return _fitting(step, batch[:half], halved) + _fitting(step, batch[half:], halved)
+
+
+def _tell(halved: list[int], desc: str) -> None:
+    _batches.halved += halved
+    if halved and not _batches.told and world()[0] == 0:
+        _batches.told = True
+        print(f"[eval] {desc}: out of memory: {len(halved)} batch(es) halved, down to "
+              f"{min(halved)} rows (only their rows' padding changes; a smaller eval.batch_size avoids it)",
+              flush=True)
+
+
+def run_batches(order: list[int], batch_size: int, step: Callable[[list[int]], list], desc: str,
+                local: bool = False) -> dict[int, Any]:
+    """step(rows) -> one result per row, for each batch of `order`, batch_size rows at a time: {row: result}.
+    Under several ranks batch i runs on rank i % ranks: whole batches of the one-rank order, so the padding,
+    and so every output, is what one rank computes; every rank gets every result. `local`: this process runs
+    every batch itself (a warm-up), uncounted."""
+    rank, ranks = (0, 1) if local else world()
+    batches = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
+    done, halved = {}, []
+    for batch in tqdm(batches[rank::ranks], desc=desc, unit="batch", leave=False, disable=rank != 0):
+        done.update(zip(batch, _fitting(step, batch, halved)))
+    if ranks > 1:
+        parts: list = [None] * ranks
+        try:
+            dist.all_gather_object(parts, (done, halved))
+        except RuntimeError as e:   # gloo: "Connection closed by peer", the moment another rank dies
+            raise RankLost(f"{desc}: another evaluation rank ended during a gather ({e})") from e
+        done = {i: r for part, _ in parts for i, r in part.items()}
+        halved = [n for _, part in parts for n in part]
+    if not local:
+        _tell(halved, desc)
+    return done
+
+
+# ---------------------------------------------------------------- decoding
 @torch.no_grad()
 def generate(model, tok, prompts: list[str], priors: list[list[int]] | None = None, *, max_new_tokens: int,
              batch_size: int, stop_at_newline: bool = True, text_pieces: int | None = None, units=TextPieces,
-             desc: str = "generate", options: dict | None = None) -> list[Generation]:
+             desc: str = "generate", options: dict | None = None, local: bool = False) -> list[Generation]:
     """The prior counts inside `max_new_tokens`: after a prior of p tokens a row decodes at most
     max_new_tokens - p more (a longer prior is cut to max_new_tokens), so a PreTTY arm writes no more tokens
     than base or SFT. `text_pieces`: each row also stops at its k-th new piece that carries text (or k-th unit
     of another `units` counter, e.g. `eval.pos.TagPairs`). `options`: decoding options passed to
     `model.generate` (num_beams; see `EvalSpec.decoding`); repetition_penalty and no_repeat_ngram_size act on
-    the generated tokens alone (`_OnAnswer`), so every arm is penalised on its own answer only."""
+    the generated tokens alone (`_OnAnswer`), so every arm is penalised on its own answer only. Batches are
+    shared among evaluation ranks (`run_batches`; `local`: not, e.g. a warm-up)."""
     priors = [list(p)[:max_new_tokens] for p in priors] if priors else [[] for _ in prompts]
     inputs = [tok(p).input_ids + prior for p, prior in zip(prompts, priors)]
     allowed = [max_new_tokens - len(prior) for prior in priors]
     order = sorted(range(len(inputs)), key=lambda i: -len(inputs[i]))
-    out: list[Generation | None] = [None] * len(inputs)
     eos = [tok.eos_token_id, *(_newline_ids(tok) if stop_at_newline else ())]
     stops = set(eos)
-    device = model.device
-    for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch", leave=False):
-        idx = order[start:start + batch_size]
+
+    def batch(idx: list[int]) -> list[Generation]:
         ids, mask = left_padded([inputs[i] for i in idx], tok.pad_token_id)
         width = ids.shape[1]
         # one call for the batch, as long as its longest allowance; each row is cut to its own afterwards
@@ -126,19 +248,25 @@ def generate(model, tok, prompts: list[str], priors: list[list[int]] | None = No
         gen = ids
         if longest > 0:
             passed, processors = _answer_processors(options or {}, width)
-            gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=False,
-                                 max_new_tokens=longest, pad_token_id=tok.pad_token_id, eos_token_id=eos,
-                                 top_p=None, top_k=None, temperature=None, logits_processor=processors,
-                                 **passed,
+            gen = model.generate(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
+                                 do_sample=False, max_new_tokens=longest, pad_token_id=tok.pad_token_id,
+                                 eos_token_id=eos, top_p=None, top_k=None, temperature=None,
+                                 logits_processor=processors, **passed,
                                  **({"stopping_criteria": StoppingCriteriaList([until])} if until else {}))
-        for row, i in enumerate(idx):
-            new = gen[row, width:].tolist()[:allowed[i]]
-            stop = next((j for j, t in enumerate(new) if t in stops), None)   # padding follows a stop
-            done = until.done_at[row] if until else None
-            end = min(j for j in (stop, done, len(new)) if j is not None)
-            new = new[:end]
-            text = tok.decode(priors[i] + new, skip_special_tokens=True)
-            out[i] = Generation(priors[i], new, first_line(text) if stop_at_newline else text.strip(),
-                                end + 1 if end == stop else end,
-                                hit_limit=stop is None and done is None and len(new) >= allowed[i])
-    return out  # type: ignore[return-value]
+        return [_row(tok, gen[row, width:].tolist()[:allowed[i]], priors[i], allowed[i], stops,
+                     until.done_at[row] if until else None, stop_at_newline) for row, i in enumerate(idx)]
+
+    done = run_batches(order, batch_size, batch, desc, local)
+    return [done[i] for i in range(len(inputs))]
+
+
+def _row(tok, new: list[int], prior: list[int], allowed: int, stops: set[int], done: int | None,
+         stop_at_newline: bool) -> Generation:
+    """One row's Generation from its new ids: cut at its first stop token or at its k-th text piece."""
+    stop = next((j for j, t in enumerate(new) if t in stops), None)   # padding follows a stop
+    end = min(j for j in (stop, done, len(new)) if j is not None)
+    new = new[:end]
+    text = tok.decode(prior + new, skip_special_tokens=True)
+    return Generation(prior, new, first_line(text) if stop_at_newline else text.strip(),
+                      end + 1 if end == stop else end,
+                      hit_limit=stop is None and done is None and len(new) >= allowed)

@@ -15,6 +15,9 @@ class Cost:
     train_examples: int = 0
     train_tokens: int = 0         # non-padding tokens in the batches actually seen, all ranks
     train_flops: float = 0.0      # training_flops() of train_tokens and the two counters below
+    # hardware FLOPs: train_flops + the forward recomputed under activation checkpointing (recomputed_flops);
+    # None when unknown (also in a ledger written before it was counted)
+    train_hw_flops: Optional[float] = 0.0
     train_wall_s: float = 0.0
     train_device_s: float = 0.0   # wall seconds x ranks
     # of train_wall_s: before the first step (DeepSpeed's engine, a resume's loading)
@@ -45,6 +48,8 @@ class Cost:
                  ("train_examples", "train_tokens", "train_flops", "train_wall_s", "train_device_s",
                   "train_setup_s", "train_stages", "lm_head_positions", "sum_seq_sq")}
         both = Cost(**added, train_peak_mem_mb=max(self.train_peak_mem_mb, later.train_peak_mem_mb))
+        both.train_hw_flops = (None if self.train_hw_flops is None or later.train_hw_flops is None
+                               else self.train_hw_flops + later.train_hw_flops)   # unknown stays unknown
         if self.train_mfu and later.train_mfu:   # peak = flops / (mfu x device-s), per stage
             peak_s = self.train_flops / self.train_mfu + later.train_flops / later.train_mfu
             both.train_mfu = both.train_flops / peak_s
@@ -54,7 +59,10 @@ class Cost:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Cost":
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        if "train_flops" in known and "train_hw_flops" not in known:   # written before it was counted
+            known["train_hw_flops"] = None
+        return cls(**known)
 
 
 # Dense peaks (TFLOP/s, no sparsity) by the dtype the matmuls run in, then by substring of the GPU's name
@@ -75,11 +83,14 @@ FLOPS_CONVENTION = (
     "FLOPs count the matmuls computed in training, forward and backward: 6·N·T for the N non-embedding "
     "weights over the T non-padding tokens (LoRA: 4·N·T, no weight gradients for frozen weights, "
     "+ 6·N_lora·T); the LM head 6·V·d·P over the P non-padding positions it projects (4·V·d·P when frozen): "
-    "every position for cpt/mixed, the completion positions only for sft/lora (TRL's fused head); none for "
-    "the input embedding (a lookup; a tied head is charged by P alone); attention 12·L·d·Σs² over the real "
-    "sequence lengths s (PaLM's count, the causal mask not halved); activation checkpointing's recomputed "
-    "forward is not counted (model FLOPs, not hardware FLOPs). MFU = FLOPs / (device-seconds × the "
-    "dense peak of the training dtype: bf16/fp16 tensor cores, fp32 without TF32).")
+    "every position for cpt/mixed, the completion positions only for sft/lora (TRL's fused head; with "
+    "use_liger_kernel too: TRL keeps its head and turns Liger's fused cross-entropy off, which would project "
+    "every position); none for the input embedding (a lookup; a tied head is charged by P alone); attention "
+    "12·L·d·Σs² over the real sequence lengths s (PaLM's count, the causal mask not halved). These are model "
+    "FLOPs: activation checkpointing's recomputed forward is not in them but in the hardware FLOPs beside "
+    "them (train_hw_flops: + 2·N·T, + 2·N_lora·T under LoRA, + 4·L·d·Σs²; the head is not recomputed). "
+    "MFU = model FLOPs / (device-seconds × the dense peak of the training dtype: bf16/fp16 tensor cores, "
+    "fp32 without TF32): recomputation costs MFU its time, adds none of its FLOPs.")
 
 
 def device_peak_flops(dtype: torch.dtype, override_tflops: float | None = None) -> float | None:
@@ -114,6 +125,15 @@ def training_flops(body_params: int, head_params: int, tokens: int, head_positio
     body = per_weight * body_params * tokens + 6.0 * lora_params * tokens
     head = per_weight * head_params * head_positions
     return body + head + 12.0 * layers * width * sum_seq_sq
+
+
+def recomputed_flops(body_params: int, tokens: int, sum_seq_sq: int, layers: int, width: int,
+                     lora_params: int = 0) -> float:
+    """What activation checkpointing adds to training_flops: each decoder layer's forward run again in the
+    backward pass, 2 FLOPs per body weight (frozen or not, adapters included) and token and attention's
+    forward 4·L·d·Σs²; the LM head is outside the checkpointed layers and is not recomputed. Hardware FLOPs
+    = training_flops + this."""
+    return 2.0 * (body_params + lora_params) * tokens + 4.0 * layers * width * sum_seq_sq
 
 
 def batch_counts(lengths: torch.Tensor, projected: torch.Tensor) -> dict[str, int]:

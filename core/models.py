@@ -136,13 +136,20 @@ def load_tokenizer(path: str, trust_remote_code: bool = False):
     return tok
 
 
-def load_model(path: str, dtype: str = "auto", trust_remote_code: bool = False, adapter: str | None = None):
+def attn_implementation(attention: str) -> str | None:
+    """`model.attention` as from_pretrained's attn_implementation: None (transformers' choice) for auto."""
+    return None if attention == "auto" else attention
+
+
+def load_model(path: str, dtype: str = "auto", trust_remote_code: bool = False, adapter: str | None = None,
+               attention: str = "auto"):
     """A causal LM in eval mode; with `adapter`, a LoRA adapter merged into it (so decoding costs the same as
-    SFT)."""
+    SFT). `attention`: model.attention (core.provenance.attention_of tells what was used)."""
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype(dtype),
-                                                 trust_remote_code=trust_remote_code)
+                                                 trust_remote_code=trust_remote_code,
+                                                 attn_implementation=attn_implementation(attention))
     if adapter:
         from peft import PeftModel
 

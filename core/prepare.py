@@ -5,9 +5,13 @@ written: the model, the data directory, every data line, the budget, the output 
 """
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import re
 from pathlib import Path
+
+import torch
 
 from align.lexicon import read_dictionary
 from core.arms import NudgeArm
@@ -44,6 +48,7 @@ def prepare(cfg: ExperimentConfig, config_path: Path) -> Path:
         if old.hash() != cfg.hash():
             raise UserError(f"{out} holds a run of a different config (hash {old.hash()} != {cfg.hash()}); "
                             f"set name=... or remove the directory")
+    check_kernels(cfg)   # before resolve(): building a packaged model is compute
     model_path = resolve(cfg.model.name)
     for i, arm in enumerate(cfg.arms):   # files an arm names: checked now, not when the arm's turn comes
         for field, check in (("task_model", resolve), ("model", resolve),
@@ -54,10 +59,7 @@ def prepare(cfg: ExperimentConfig, config_path: Path) -> Path:
                 except UserError as e:
                     raise UserError(f"arms.{i}.{field}: {e}") from None
     if cfg.jobs():
-        _check_deepspeed(cfg.deepspeed.path())
-        # the launcher runs in the repository root: a relative hostfile is read from there
-        if cfg.deepspeed.hostfile and not (REPO / cfg.deepspeed.hostfile).is_file():
-            raise UserError(f"deepspeed.hostfile: {REPO / cfg.deepspeed.hostfile} not found")
+        check_launch(cfg)
     ctx = Context(cfg, data_dir(cfg), config_path.resolve().parent)
     rows, manifest, files = {"train": [], "dev": [], "test": []}, {}, {}
     tok = load_tokenizer(model_path, cfg.model.trust_remote_code)
@@ -128,7 +130,7 @@ def _pretraining_streams(cfg: ExperimentConfig, tok, budget: int, base_dir: Path
     return streams
 
 
-def _check_deepspeed(path: Path) -> None:
+def _check_deepspeed(path: Path) -> dict:
     try:
         ds = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -137,6 +139,83 @@ def _check_deepspeed(path: Path) -> None:
         raise UserError(f"deepspeed.config: {path}: not valid JSON ({e})") from None
     if not isinstance(ds, dict):
         raise UserError(f"deepspeed.config: {path}: expected a JSON object, got {type(ds).__name__}")
+    return ds
+
+
+def hostfile_path(cfg: ExperimentConfig) -> Path | None:
+    """The launcher runs in the repository root: a relative hostfile is read from there."""
+    return REPO / cfg.deepspeed.hostfile if cfg.deepspeed.hostfile else None
+
+
+def hosts(cfg: ExperimentConfig) -> dict[str, int]:
+    """host -> slots of deepspeed.hostfile (DeepSpeed's format: `worker-1 slots=8` a line, # comments);
+    empty without one (one node). UserError naming the field when it is missing or has no host line."""
+    path = hostfile_path(cfg)
+    if path is None:
+        return {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise UserError(f"deepspeed.hostfile: {path} not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"deepspeed.hostfile: {path}: unreadable ({e})") from None
+    found = {}
+    for n, line in enumerate(lines, 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        m = re.match(r"(\S+)\s+slots=(\d+)", line)   # as DeepSpeed's runner reads it
+        if m is None or int(m[2]) == 0 or m[1] in found:
+            raise UserError(f"deepspeed.hostfile: {path}:{n}: expected 'HOST slots=N' (N > 0, each host "
+                            f"once), got {line!r}")
+        found[m[1]] = int(m[2])
+    if not found:
+        raise UserError(f"deepspeed.hostfile: {path}: no 'HOST slots=N' line")
+    return found
+
+
+def world_size(cfg: ExperimentConfig) -> int:
+    """Training ranks: deepspeed.num_gpus on each node. With a hostfile, DeepSpeed's runner (0.19) starts
+    --num_gpus ranks on every one of its hosts, whatever their slots."""
+    return max(len(hosts(cfg)), 1) * cfg.deepspeed.num_gpus
+
+
+def check_launch(cfg: ExperimentConfig) -> int:
+    """What the DeepSpeed launch reads (its config, the hostfile), checked before any compute; returns the
+    world size."""
+    _check_deepspeed(cfg.deepspeed.path())
+    return world_size(cfg)
+
+
+def _unusable(module: str, package: str) -> str | None:
+    """Why a GPU kernel package cannot run in this process, or None."""
+    try:
+        importlib.import_module(module)
+    except Exception as e:   # not installed, or its own imports (Triton, CUDA libraries) fail
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:120]
+        return f"needs the {package} package, which does not import here ({reason})"
+    if not torch.cuda.is_available():
+        return "needs a CUDA GPU, and none is visible"
+    return None
+
+
+def check_kernels(cfg: ExperimentConfig) -> None:
+    """model.attention: flash_attention_2 and an arm's use_liger_kernel need their package and a GPU: said
+    now, in one line naming the field, not as a traceback from inside DeepSpeed after the model loaded."""
+    if cfg.model.attention == "flash_attention_2" and (why := _unusable("flash_attn", "flash-attn")):
+        raise UserError(f"model.attention: flash_attention_2 {why}; use sdpa or auto")
+    for i, arm in enumerate(cfg.arms):
+        if not getattr(arm, "use_liger_kernel", None):
+            continue
+        if why := _unusable("liger_kernel.transformers", "liger-kernel"):
+            raise UserError(f"arms.{i}.use_liger_kernel: arm {arm.name}: Liger {why}; remove "
+                            "use_liger_kernel")
+        zero = _check_deepspeed(cfg.deepspeed.path()).get("zero_optimization")
+        if isinstance(arm, PretrainArm) and isinstance(zero, dict) and zero.get("stage") == 3:
+            # the transformers Trainer lets Liger's fused cross-entropy replace the forward, and it reads the
+            # LM head's weight directly: under ZeRO-3 that is an empty shard
+            raise UserError(f"arms.{i}.use_liger_kernel: arm {arm.name}: Liger's fused cross-entropy reads "
+                            "the LM head unsharded, which ZeRO-3 (deepspeed.config) partitions; use ZeRO-2")
 
 
 def _check_ranks(cfg: ExperimentConfig, n_rows: int, n_sequences: dict[str, int]) -> None:
@@ -145,7 +224,7 @@ def _check_ranks(cfg: ExperimentConfig, n_rows: int, n_sequences: dict[str, int]
     for arm in cfg.trained_arms():
         n = n_sequences.get(cfg.family(arm.name), n_rows)
         try:
-            round_sizes(n, arm.batch_size, cfg.deepspeed.num_gpus)
+            round_sizes(n, arm.batch_size, world_size(cfg))
         except ValueError as e:
             raise UserError(f"arms: {arm.name}: batch_size: {e}") from None
 

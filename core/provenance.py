@@ -1,5 +1,6 @@
 """What a result or a checkpoint was computed by, beyond its config: the protocol version of this code's way
-of computing results, the packages that computed them and the resolved dtype.
+of computing results, the packages that computed them, the resolved dtype and the attention implementation
+the model ran.
 
 A code fix changes neither the config hash nor the weights, so without a protocol version an "after" run in
 the same folder would keep the "before" records and checkpoints. Bump PROTOCOL with every change of how
@@ -44,10 +45,18 @@ def torch_dtype(name: str) -> torch.dtype:
     return getattr(torch, name)
 
 
-def stamp(dtype: str) -> dict:
-    """The keys every record and train.json carries; `dtype` as configured ("auto" is resolved here)."""
+def attention_of(model) -> str | None:
+    """The attention implementation a loaded model runs (transformers resolves `auto` while loading: sdpa,
+    eager, flash_attention_2, ...); None when unknown."""
+    return getattr(getattr(model, "config", None), "_attn_implementation", None)
+
+
+def stamp(dtype: str, model=None, attention: str | None = None) -> dict:
+    """The keys every record and train.json carries; `dtype` as configured ("auto" is resolved here), and the
+    attention implementation actually used: that of `model`, or `attention` as read from it earlier."""
     return {"protocol": PROTOCOL, "versions": package_versions(),
-            "dtype": str(torch_dtype(dtype)).removeprefix("torch.")}
+            "dtype": str(torch_dtype(dtype)).removeprefix("torch."),
+            "attention": attention_of(model) if model is not None else attention}
 
 
 def protocol_of(written) -> int:

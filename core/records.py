@@ -23,6 +23,7 @@ class Record(BaseModel):
     protocol: int = Field(1, description="the results protocol (core/provenance.py) it was computed under")
     versions: dict[str, Optional[str]] = {}
     dtype: Optional[str] = None
+    attention: Optional[str] = None   # the attention implementation used (sdpa, eager, flash_attention_2)
 
     @classmethod
     def read(cls, content: Any, where: str) -> "Record":
@@ -88,6 +89,9 @@ class ResultRecord(Record):
     nudge: Optional[dict[str, Any]] = None     # tokens the aligned model supplied, and where
     decoding: Optional[dict[str, Any]] = None  # beam, repetition penalty, n-gram block (unset: greedy)
     cost: Optional[dict[str, Number]] = None
+    # batch_size (configured), batch_size_used (the smallest a batch halved on running out of memory ran at),
+    # halved (how many halvings), ranks (evaluation ranks: cost.eval_wall_s is wall seconds x ranks)
+    eval_batching: Optional[dict[str, int]] = None
     train_tokens_by_lang: Optional[dict[str, int]] = None
 
     @field_validator("per_item")

@@ -7,6 +7,7 @@ import re
 from typing import Annotated, Optional
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic.fields import FieldInfo
 
 from core.errors import UserError
 from core.languages import language
@@ -15,6 +16,30 @@ from core.languages import language
 class Strict(BaseModel):
     # inf and nan are never a sensible epoch count, rate or price (.inf epochs overflowed deep in training)
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+def new_field(default, **kwargs) -> FieldInfo:
+    """A field added after configs were hashed: at its default it is left out of the config hash
+    (`without_new_defaults`), so existing runs keep theirs; any other value is hashed."""
+    return Field(default, json_schema_extra={"unhashed_default": True}, **kwargs)
+
+
+def without_new_defaults(model: BaseModel, dumped: dict) -> dict:
+    """`dumped` (model's model_dump) without the new_field()s that hold their default, in nested models and
+    lists of them too."""
+    for name, field in type(model).model_fields.items():
+        if name not in dumped:
+            continue
+        value, extra = getattr(model, name), field.json_schema_extra
+        if isinstance(extra, dict) and extra.get("unhashed_default") and value == field.default:
+            del dumped[name]
+        elif isinstance(value, BaseModel) and isinstance(dumped[name], dict):
+            without_new_defaults(value, dumped[name])
+        elif isinstance(value, list) and isinstance(dumped[name], list):
+            for item, item_dumped in zip(value, dumped[name]):
+                if isinstance(item, BaseModel) and isinstance(item_dumped, dict):
+                    without_new_defaults(item, item_dumped)
+    return dumped
 
 
 Seed = Annotated[int, Field(ge=0, lt=2**32, description="what numpy accepts")]
@@ -68,4 +93,9 @@ class TrainArgs(Strict):
         "experiment's seed. `seeds:` of the experiment sets it per copy")
     activation_checkpointing: Optional[bool] = Field(
         None, description="recompute activations in the backward pass: less memory, about a third more "
-        "compute (not counted in MFU, which counts the model's FLOPs); default: off")
+        "compute (in the ledger's hardware FLOPs, train_hw_flops; not in MFU, which counts the model's "
+        "FLOPs); default: off")
+    use_liger_kernel: bool = new_field(
+        False, description="Liger's Triton kernels (RMSNorm, RoPE, SwiGLU; for cpt/mixed also its fused "
+        "linear cross-entropy; TRL keeps its own fused LM head for sft/lora): needs the liger-kernel package "
+        "and a CUDA GPU")

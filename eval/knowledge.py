@@ -16,7 +16,8 @@ import math
 import re
 
 import torch
-from tqdm import tqdm
+
+from core.decoding import run_batches
 
 
 def scored_from(tails: list[list[int]]) -> int:
@@ -53,31 +54,37 @@ def option_scores(model, tok, prompts: list[str], completions: list[list[str]], 
         common = scored_from(tails)
         encoded += [(head + tail, len(head) + common, divisor(tail[common:])) for tail in tails]
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    device = next(model.parameters()).device
     model.eval()
     order = sorted(range(len(encoded)), key=lambda j: len(encoded[j][0]))   # similar lengths batch together
-    scores = [0.0] * len(encoded)
-    for first in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch", leave=False):
-        batch = order[first:first + batch_size]
-        width = max(len(encoded[j][0]) for j in batch)
-        ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for row, j in enumerate(batch):
-            seq = encoded[j][0]
-            ids[row, : len(seq)] = torch.tensor(seq)
-            mask[row, : len(seq)] = 1
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
-        for row, j in enumerate(batch):
-            seq, start, per = encoded[j]
-            targets = torch.tensor(seq[start:], device=device)
-            # normalise over the vocabulary at the scored positions only, not at every prompt position
-            logprobs = torch.log_softmax(logits[row, start - 1: len(seq) - 1].float(), -1)
-            scores[j] = logprobs.gather(1, targets[:, None]).sum().item() / per
+    # whole batches per evaluation rank, halved on running out of memory (core.decoding.run_batches): right
+    # padding, so a halved batch's shorter padding changes no real position's logits but for rounding
+    done = run_batches(order, batch_size,
+                       lambda batch: _batch_scores(model, [encoded[j] for j in batch], pad), desc)
+    scores = [done[j] for j in range(len(encoded))]
     out, k = [], 0
     for cs in completions:
         out.append(scores[k:k + len(cs)])
         k += len(cs)
     return out
+
+
+def _batch_scores(model, rows: list[tuple[list[int], int, int]], pad: int) -> list[float]:
+    """option_scores of one batch of (ids, first scored position, divisor) rows, right-padded."""
+    device = next(model.parameters()).device
+    width = max(len(seq) for seq, _, _ in rows)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for row, (seq, _, _) in enumerate(rows):
+        ids[row, : len(seq)] = torch.tensor(seq)
+        mask[row, : len(seq)] = 1
+    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+    scores = []
+    for row, (seq, start, per) in enumerate(rows):
+        targets = torch.tensor(seq[start:], device=device)
+        # normalise over the vocabulary at the scored positions only, not at every prompt position
+        logprobs = torch.log_softmax(logits[row, start - 1: len(seq) - 1].float(), -1)
+        scores.append(logprobs.gather(1, targets[:, None]).sum().item() / per)
+    return scores
 
 
 def scoring_signature(scoring: str, normalise: str | None) -> str:

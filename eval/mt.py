@@ -1,4 +1,5 @@
-"""Translation quality: corpus BLEU/chrF with sacreBLEU signatures, off-target rate, per-item scores."""
+"""Translation quality: corpus BLEU/chrF with sacreBLEU signatures, off-target rate, per-item scores; COMET
+when a config asks for it (eval.comet, scored in COMET's own environment: eval/comet.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,6 +9,7 @@ from lingua import Language as LinguaLanguage, LanguageDetector, LanguageDetecto
 from sacrebleu.metrics import BLEU, CHRF
 
 from core.languages import LANGUAGES, language
+from eval.comet import comet_scores
 
 # lingua's member name -> our ISO code, to report detections in the codes used everywhere else.
 _CODE_BY_LINGUA = {lang.lingua: code for code, lang in LANGUAGES.items()}
@@ -49,11 +51,13 @@ def detect_languages(texts: list[str]) -> list[Detection]:
     return out
 
 
-def score_translations(hyps: list[str], refs: list[str], tgt_lang: str) -> dict:
+def score_translations(hyps: list[str], refs: list[str], tgt_lang: str, srcs: list[str] | None = None,
+                       comet=None, where: str = "mt") -> dict:
     """Corpus BLEU (target-appropriate tokenizer) and chrF, off-target rate in [0, 1] (an empty output is
     off-target, one too short to tell is not: the undecided rate says how often that was), and per-item
     sentence chrF / off-target and undecided flags / detected language for bootstrap CIs and error
-    analysis."""
+    analysis. `comet` (the config's eval.comet: `model`, `batch_size`) adds the `comet` metric and per-item
+    scores, and under the key "comet" which model scored (or why COMET was skipped: then no metric)."""
     if len(hyps) != len(refs):
         raise ValueError(f"{len(hyps)} hypotheses but {len(refs)} references")
     if not hyps:
@@ -62,7 +66,7 @@ def score_translations(hyps: list[str], refs: list[str], tgt_lang: str) -> dict:
     detected = detect_languages(hyps)
     undecided = [d.undecided for d in detected]
     off_target = [not d.undecided and d.lang != tgt_lang for d in detected]
-    return {
+    scored = {
         "metrics": {
             "bleu": bleu.corpus_score(hyps, [refs]).score,
             "chrf": chrf.corpus_score(hyps, [refs]).score,
@@ -77,4 +81,13 @@ def score_translations(hyps: list[str], refs: list[str], tgt_lang: str) -> dict:
             "lang": [d.lang for d in detected],
         },
     }
+    if comet is not None:
+        if srcs is None:
+            raise ValueError("COMET scores a translation against its source: pass srcs")
+        result = comet_scores(srcs, hyps, refs, comet.model, comet.batch_size, where)
+        scored["comet"] = result.info
+        if result.score is not None:
+            scored["metrics"]["comet"] = result.score
+            scored["per_item"]["comet"] = result.scores
+    return scored
 

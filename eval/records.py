@@ -78,7 +78,7 @@ class Unknown:
 UNKNOWN = Unknown()
 # The ledger fields that describe training; eval.run writes them as null when the training cost is unknown.
 TRAINING_FIELDS = ("train_examples", "train_tokens", "train_flops", "train_wall_s", "train_device_s",
-                   "train_setup_s", "train_peak_mem_mb", "train_mfu")
+                   "train_setup_s", "train_peak_mem_mb", "train_mfu", "train_hw_flops")
 
 
 def training_cost_known(r: Record) -> bool:

@@ -137,6 +137,19 @@ OPTIONAL: list[Column] = [
 ]
 COLUMNS[-2:-2] = OPTIONAL   # before the per-item costs
 OPTIONAL.append(COLUMNS[-1])   # demonstrations' prefill: only where some arm has demonstrations
+# Quality metrics only some records have (COMET: where eval.comet was set and its environment scored them),
+# after the quality's interval, shown only where a record of the table has the metric
+OPTIONAL_METRICS: dict[str, tuple[TaskColumn, ...]] = {"mt": (TaskColumn("COMET", "comet", ".4f"),)}
+
+
+def _optional_metrics(task: str, rows: list[Record]) -> tuple[list[Column], str]:
+    """The optional metric columns some row here fills, and a note naming what computed them."""
+    shown = [c for c in OPTIONAL_METRICS.get(task, ()) if any(metric(r, c.metric) is not None for r in rows)]
+    models = sorted({f"`{(r.get('comet') or {}).get('model')}` (unbabel-comet "
+                     f"{(r.get('comet') or {}).get('unbabel_comet') or '?'})"
+                     for r in rows if metric(r, "comet") is not None})
+    note = f" COMET: {', '.join(models)}; n/a where it was skipped." if models else ""
+    return [_column(c) for c in shown], note
 
 
 def _money(usd_per_device_hour: float) -> Column:
@@ -198,7 +211,8 @@ def quality_tables(records: list[Record], usd_per_device_hour: float | None = No
         own = task_columns(task, rows)
         # beside the first seed's interval
         at = next((i + 1 for i, c in enumerate(own) if "±95%" in c[0]), len(own))
-        columns = own[:at] + seeds + own[at:] + COLUMNS + money
+        extra, extra_note = _optional_metrics(task, rows)
+        columns = own[:at] + seeds + extra + own[at:] + COLUMNS + money
         # a cost column no record here has is noise: MFU on a CPU, tokens by language without pretraining
         columns = [c for c in columns if c not in OPTIONAL or any(_shown(c[1](r)) for r in rows)]
         note = ("±95%: half-width of the 95% bootstrap interval; p vs SFT: paired bootstrap against the SFT "
@@ -214,7 +228,7 @@ def quality_tables(records: list[Record], usd_per_device_hour: float | None = No
                      "and left out of Pareto fronts and break-even.")
         if convention := _flops_convention():
             note += f" Training FLOPs: {convention}"
-        note += TASKS[task].report_note(rows) if task in TASKS else ""
+        note += (TASKS[task].report_note(rows) if task in TASKS else "") + extra_note
         tables.append(Table(f"{task}: {direction(src, tgt)} ({n_items} items)",
                             ["arm"] + [h for h, _, _ in columns],
                             [[label(r, many)] + [fmt(get(r)) for _, get, fmt in columns] for r in rows],

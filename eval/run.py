@@ -6,6 +6,8 @@ for the same weights and config is kept (a crashed evaluation resumes where it s
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import time
 from dataclasses import asdict
@@ -18,7 +20,7 @@ from core import checkpoints
 from core.arms import BaseArm, IclArm, NudgeArm, PrettyArm, Shots, trained
 from core.checkpoints import weights_hash
 from core.config import ExperimentConfig
-from core.decoding import generate
+from core.decoding import generate, run_batches, track_batches, world
 from core.errors import UserError
 from core.io import atomic_write_json, atomic_write_jsonl, git_revision, read_jsonl, sha256_file
 from core.ledger import Cost
@@ -116,7 +118,8 @@ class Evaluator:
     def base_model(self):
         if self._base_model is None:
             self._base_model = load_model(self.base_path, self.cfg.model.dtype,
-                                          self.cfg.model.trust_remote_code)
+                                          self.cfg.model.trust_remote_code,
+                                          attention=self.cfg.model.attention)
         return self._base_model
 
     def _load_trained(self, arm_name: str):
@@ -166,8 +169,9 @@ class Evaluator:
         """One batch through each model before timing (first-call allocations, the newline-id table)."""
         if id(model) in self._warm:
             return
+        # every rank warms its own model (local): no batches shared, none counted in the record
         generate(model, tok, prompts[: self.cfg.eval.batch_size], max_new_tokens=2,
-                 batch_size=self.cfg.eval.batch_size, desc="warm-up")
+                 batch_size=self.cfg.eval.batch_size, desc="warm-up", local=True)
         self._warm.add(id(model))
 
     def _training_seed(self, arm) -> int | None:
@@ -185,10 +189,12 @@ class Evaluator:
         if path not in self._trained:
             if rec is not None and rec.method == "lora":
                 base = rec.base_model or self.base_path   # init_from: the adapter sits on another arm's model
-                model = load_model(base, self.cfg.model.dtype, self.cfg.model.trust_remote_code, adapter=path)
+                model = load_model(base, self.cfg.model.dtype, self.cfg.model.trust_remote_code, adapter=path,
+                                   attention=self.cfg.model.attention)
                 weights = self._weights(path, base=self._weights(base))
             else:
-                model = load_model(path, self.cfg.model.dtype, self.cfg.model.trust_remote_code)
+                model = load_model(path, self.cfg.model.dtype, self.cfg.model.trust_remote_code,
+                                   attention=self.cfg.model.attention)
                 # a hub id has no files here
                 weights = self._weights(path) if Path(path).is_dir() else {"path": path}
             self._trained[path] = (model, load_tokenizer(path, self.cfg.model.trust_remote_code), weights,
@@ -205,6 +211,41 @@ class Evaluator:
                 for unit in task.units():
                     self.evaluate(arm, task, unit)
         return self.gather()
+
+    def pending(self) -> bool:
+        """Whether any record is still to compute (the launcher starts evaluation ranks only then), every
+        checkpoint verified first: damage stops the stage before any rank starts. Quiet: the ranks say what
+        they keep."""
+        arms = self.cfg.arm_runs()
+        self._verify(arms)
+        with contextlib.redirect_stdout(io.StringIO()):
+            return any(self._due(arm, task, unit) for arm in arms for task in self.cfg.tasks_used()
+                       for unit in task.units())
+
+    def _due(self, arm, task: Task, unit: str) -> bool:
+        """evaluate() would compute this record (not kept, not skipped, items to score)."""
+        path = self.dir.result(arm.name, task.name, unit)
+        if path.is_file() and self._kept(path, arm, task.name, unit) is not None:
+            return False
+        return self._skip(arm, task) is None and any(r["task"] == task.name and r["direction"] == unit
+                                                     for r in self.test)
+
+    def _nudge(self, arm: NudgeArm, model, tok, prompts: list[str], max_new_tokens: int, where: str):
+        """nudge_generate's outputs and per-item counts, its batches (nudge_generate's own length order, so
+        its own padding) shared among evaluation ranks and halved on running out of memory."""
+        aligned = self._prior_model(arm)[0]
+        inputs = [tok(p).input_ids for p in prompts]
+        order = sorted(range(len(inputs)), key=lambda i: -len(inputs[i]))
+
+        def batch(idx: list[int]) -> list:
+            # one call per batch: nudge_generate sorts it as it would within the whole list, one batch
+            gens, items = nudge_generate(model, aligned, tok, [prompts[i] for i in idx],
+                                         threshold=arm.threshold, max_new_tokens=max_new_tokens,
+                                         batch_size=len(idx), desc=where)
+            return list(zip(gens, items))
+
+        done = run_batches(order, self.cfg.eval.batch_size, batch, where)
+        return [done[i][0] for i in range(len(prompts))], [done[i][1] for i in range(len(prompts))]
 
     def _verify(self, arms: list) -> None:
         """Every checkpoint these arms read is verified before anything is evaluated (or a record kept):
@@ -258,7 +299,7 @@ class Evaluator:
         self._warm_up(model, tok, prompts)
         if isinstance(arm, NudgeArm) or (isinstance(arm, PrettyArm) and arm.source.needs):
             self._warm_up(*self._prior_model(arm), prompts)
-        start = time.time()
+        batches, start = track_batches(), time.time()
         prior, priors, nudged, shown = None, None, None, None
         if isinstance(arm, Shots) and arm.shots:   # demonstrations are chosen and laid out per item: timed
             shown = self._demonstrations(arm, task, unit, items, tok)
@@ -270,9 +311,7 @@ class Evaluator:
             prior = {"source": arm.prior, "k": arm.k, "from_arm": arm.from_arm, "note": priors.note,
                      "chars_mean": priors.chars_mean, "deployable": arm.source.deployable}
         if isinstance(arm, NudgeArm):
-            outputs, nudged = nudge_generate(model, self._prior_model(arm)[0], tok, prompts,
-                                             threshold=arm.threshold, max_new_tokens=task.max_new_tokens(),
-                                             batch_size=self.cfg.eval.batch_size, desc=where)
+            outputs, nudged = self._nudge(arm, model, tok, prompts, task.max_new_tokens(), where)
             # PreTTY's convention (align/priors.py): a call is a prefill of the other model's prompt, a step
             # one next-token distribution it computed for the item
             n = len(items)
@@ -281,7 +320,13 @@ class Evaluator:
         else:
             outputs = task.run(model, tok, items, priors.ids if priors else None, where,
                                **({"prompts": shown.prompts} if shown else {}))
-        cost.eval_wall_s = time.time() - start
+        # device-seconds, as training counts train_device_s: wall time x ranks (every rank's device is held
+        # until the slowest finishes); what break-even charges per item
+        cost.eval_wall_s = (time.time() - start) * world()[1]
+        # every rank has every output: rank 0 alone scores (COMET once; so a task's score() must not call the
+        # model: run() does), writes and logs
+        if world()[0] != 0:
+            return None
         if shown:
             cost.extra_prompt_tokens_per_item = sum(shown.extra_tokens) / len(items)
             # the budget's rows the demonstrations are drawn from: a trained arm's cost counts them already
@@ -307,7 +352,7 @@ class Evaluator:
             per_item["shots"] = [[r["id"] for r in shots] for shots in shown.shown]
         src, tgt = unit.split("-")
         record = {
-            **stamp(self.cfg.model.dtype), "schema_version": SCHEMA_VERSION,
+            **stamp(self.cfg.model.dtype, model), "schema_version": SCHEMA_VERSION,
             "experiment": self.cfg.name, "arm": arm.name, "method": arm.method, "task": task.name, "src": src,
             "tgt": tgt, "family": self.cfg.family(arm.name), "seed": self._training_seed(arm),
             "budget": self.cfg.data.budget, "split": self.split, "data_sha256": self.data_sha256,
@@ -325,7 +370,7 @@ class Evaluator:
             **({"nudge": _nudge_field(arm, outputs, nudged)} if nudged is not None else {}),
             **({"decoding": self.cfg.eval.decoding()} if task.generates and self.cfg.eval.decoding() else {}),
             **task.record_extra(arm, unit, job_record, scored),
-            "cost": cost.as_dict(),
+            "cost": cost.as_dict(), "eval_batching": batches.as_record(self.cfg.eval.batch_size, world()[1]),
             "train_tokens_by_lang": self._tokens_by_lang.get(weights.get("path")) or None,
         }
         record = ResultRecord.model_validate(record).as_dict()   # the reader's schema, checked on writing
@@ -439,7 +484,10 @@ class Evaluator:
         run.finish()
 
     def gather(self) -> list[dict]:
-        """results.jsonl = every record of this config, in config order (rewritten atomically)."""
+        """results.jsonl = every record of this config, in config order (rewritten atomically; by rank 0
+        alone)."""
+        if world()[0] != 0:
+            return []
         records = []
         for arm in self.cfg.arm_runs():
             for task, unit in self.cfg.units():

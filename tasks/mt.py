@@ -111,5 +111,11 @@ class Translation(Task):
         return [self.spec.train, *self.spec.test]
 
     def score(self, items, outputs, unit) -> Scored:
-        s = score_translations([g.text for g in outputs], [r["tgt"] for r in items], unit.split("-")[1])
-        return Scored(s["metrics"], s["per_item"], items, outputs, s.get("signatures", {}))
+        s = score_translations([g.text for g in outputs], [r["tgt"] for r in items], unit.split("-")[1],
+                               [r["src"] for r in items], getattr(self.cfg.eval, "comet", None), f"mt {unit}")
+        return Scored(s["metrics"], s["per_item"], items, outputs, s.get("signatures", {}),
+                      {"comet": s["comet"]} if "comet" in s else {})
+
+    def record_extra(self, arm, unit, job_record, scored) -> dict:
+        """Which COMET model scored the record (or why COMET was skipped), when the config asks for it."""
+        return {"comet": scored.extra["comet"]} if "comet" in scored.extra else {}

@@ -248,3 +248,125 @@ def test_an_sft_run_records_what_trl_projected(tmp_path, tiny_model, monkeypatch
     assert sum(projected) == completion < sum(lengths) - len(lengths)
     assert ledger.flops(ledger.counts) == training_flops(
         ledger.body_params, ledger.head_params, sum(lengths), completion, sum(s * s for s in lengths), 2, 64)
+
+
+# ---------------------------------------------------------------- hardware FLOPs, Liger's head
+
+
+def test_hardware_flops_add_one_recomputed_forward_by_hand():
+    """Activation checkpointing runs each decoder layer's forward again in the backward pass: 2 per body
+    weight and token (adapters included) and attention's forward 4·L·d·Σs²; the head is not recomputed."""
+    from core.ledger import recomputed_flops
+
+    assert recomputed_flops(100, tokens=10, sum_seq_sq=30, layers=2, width=8) == 2 * 100 * 10 + 4 * 2 * 8 * 30
+    assert recomputed_flops(100, 10, 30, 2, 8, lora_params=5) == 2 * 105 * 10 + 1920 == 4020
+    # model FLOPs 12960 (test_full_fine_tuning_by_hand) + 3920: a third of 6·N·T and of 12·L·d·Σs²
+    assert training_flops(100, 50, 10, 4, 30, 2, 8) + recomputed_flops(100, 10, 30, 2, 8) == 12960 + 3920
+
+
+def test_convention_says_mfu_is_on_model_flops():
+    assert "train_hw_flops" in FLOPS_CONVENTION and "MFU = model FLOPs" in FLOPS_CONVENTION
+
+
+def test_hardware_flops_of_older_ledgers_are_unknown_and_stages_add():
+    old = Cost.from_dict({"train_flops": 10.0, "train_tokens": 3})   # a train.json from before the field
+    assert old.train_hw_flops is None and Cost().train_hw_flops == 0.0
+    a, b = Cost(train_flops=10.0, train_hw_flops=13.0), Cost(train_flops=5.0, train_hw_flops=5.0)
+    assert a.then(b).train_hw_flops == 18.0 and a.then(old).train_hw_flops is None
+
+
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_an_sft_run_counts_the_recomputed_forward_it_ran(tmp_path, tiny_model, monkeypatch, checkpointing):
+    """In process, the real recipe's ledger and cost (train.trainer.run): with activation checkpointing every
+    decoder layer runs its forward twice a step (counted), and train_hw_flops is the model FLOPs
+    plus one forward of the body; without it they are equal. MFU stays on model FLOPs."""
+    import trl.trainer.utils as trl_utils
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM
+    from trl import SFTConfig
+
+    from core.ledger import recomputed_flops
+    from core.models import load_tokenizer
+    from train import sft
+    from train import trainer as common
+
+    monkeypatch.setattr(trl_utils, "_use_triton", trl_utils._use_triton)
+    sft._score_completion_positions_only()
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    # the forward of the first layer's MLP, counted by its class (module hooks are not run again when the
+    # backward pass recomputes a checkpointed layer; the forward is)
+    calls, mlp = [], model.model.layers[0].mlp
+    forward = type(mlp).forward
+
+    def counted(self, *args, **kwargs):
+        if self is mlp:
+            calls.append(1)
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(mlp), "forward", counted)
+    ledger = common.Ledger(model, _fake_cfg())
+    rows = [{"prompt": "Translate this from English into German:\nIn the beginning",
+             "completion": " Am Anfang"} for _ in range(4)]
+    args = SFTConfig(output_dir=str(tmp_path / "trainer"), per_device_train_batch_size=2, num_train_epochs=1,
+                     use_cpu=True, completion_only_loss=True, packing=False, report_to=[], save_strategy="no",
+                     include_num_input_tokens_seen="non_padding", disable_tqdm=True, max_length=64,
+                     gradient_checkpointing=checkpointing)
+    trainer = sft._trainer_class(ledger, False)(model=model, args=args, train_dataset=Dataset.from_list(rows),
+                                                processing_class=load_tokenizer(tiny_model))
+    ledger.attach(trainer)
+    cost = common.run(trainer, ledger, load_tokenizer(tiny_model), tmp_path, examples=len(rows))
+
+    steps = trainer.state.global_step
+    assert steps == 2 and len(calls) == steps * (2 if checkpointing else 1)
+    counts = {"tokens": cost.train_tokens, "lm_head_positions": cost.lm_head_positions,
+              "sum_seq_sq": cost.sum_seq_sq}
+    assert cost.train_flops == ledger.flops(counts)
+    again = recomputed_flops(ledger.body_params, cost.train_tokens, cost.sum_seq_sq, 2, 64)
+    assert cost.train_hw_flops == pytest.approx(cost.train_flops + (again if checkpointing else 0.0))
+
+
+def test_liger_fused_cross_entropy_projects_every_real_position(monkeypatch):
+    """Liger's fused linear cross-entropy (liger_kernel's LigerForCausalLMLoss) projects the hidden state of
+    every position of the batch, prompt and -100 labels included: the count is every non-padding position
+    (8 here, against TRL's 4 completion positions), in padded and padding-free batches alike. A pure function
+    of the batch and the flag: no Liger, no GPU needed."""
+    import trl.trainer.utils as trl_utils
+
+    from train import sft
+
+    monkeypatch.setattr(trl_utils, "_use_triton", trl_utils._use_triton)
+    sft._score_completion_positions_only()
+    padded = {"attention_mask": MASK, "labels": LABELS}
+    flat = {"labels": torch.tensor([[-100, -100, -100, 13, 14, -100, 21, 22]]),
+            "cu_seq_lens_q": torch.tensor([0, 5, 8], dtype=torch.int32)}
+    for batch in (padded, flat):
+        liger = batch_counts(sft.sequence_lengths(batch), sft.projected_positions(batch, liger_fused_ce=True))
+        trl = batch_counts(sft.sequence_lengths(batch), sft.projected_positions(batch))
+        assert liger == trl | {"lm_head_positions": 8} and trl["lm_head_positions"] == 4
+
+
+def test_trl_keeps_its_fused_head_under_use_liger_kernel(tmp_path, tiny_model):
+    """What a liger-enabled sft/lora arm computes: TRL's SFTTrainer (1.16) turns Liger's fused cross-entropy
+    off when it is built and keeps its own head, so the ledger keeps counting completion positions; the
+    transformers Trainer (cpt, mixed) leaves it on (every position, as without Liger). The trainer is built,
+    never trained: Liger itself is not needed."""
+    import warnings
+
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM
+    from trl import SFTConfig, SFTTrainer
+
+    from core.models import load_tokenizer
+    from train import sft
+
+    args = SFTConfig(output_dir=str(tmp_path), use_cpu=True, report_to=[], use_liger_kernel=True,
+                     completion_only_loss=True, max_length=64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)   # TRL deprecates use_liger_kernel for Hub kernels
+        trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(tiny_model), args=args,
+                             train_dataset=Dataset.from_list([{"prompt": "a", "completion": " b"}]),
+                             processing_class=load_tokenizer(tiny_model))
+    assert not sft.liger_fused_ce(trainer.args)
+    plain_trainer_args = types.SimpleNamespace(use_liger_kernel=True, liger_kernel_config=None)
+    assert sft.liger_fused_ce(plain_trainer_args)
+    assert not sft.liger_fused_ce(types.SimpleNamespace(use_liger_kernel=False, liger_kernel_config=None))

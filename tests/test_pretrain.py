@@ -1,9 +1,10 @@
 """Pretraining arms end to end on the tiny model under the real `deepspeed` launcher: cpt, mixed and the
 two-stage cpt -> sft at SFT's token budget, the ledger, and a training process killed with SIGKILL (at a named
 fault point) that resumes from its last checkpoint into the same model, losses and W&B run, after refusing a
-damaged one."""
+damaged one; the same on two ranks, both killed after a checkpoint."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -51,6 +52,12 @@ def test_pretraining_arms_stop_at_exactly_the_tokens_sft_saw(experiment):
         assert rec["tokens_by_lang"] == manifest[f"pretrain {arm}"]["tokens_by_lang"]  # counted == planned
         assert rec["cost"]["train_examples"] == 0 and rec["check"]["tensors_changed"] > 0
     assert all(n > 0 for n in train_record(experiment, "mixed")["tokens_by_lang"].values())
+    for arm in ("sft", "cpt", "mixed", "cpt-sft"):
+        rec = train_record(experiment, arm)
+        # what the ranks ran (model.attention: auto is transformers' sdpa), in the dtype "auto" resolved to
+        assert rec["attention"] == "sdpa" and rec["dtype"] == "float32"
+        # no activation checkpointing: nothing recomputed, hardware FLOPs = model FLOPs
+        assert rec["cost"]["train_hw_flops"] == rec["cost"]["train_flops"] > 0
 
 
 def test_two_stage_arm_starts_from_cpt_and_adds_both_costs(experiment):
@@ -64,6 +71,7 @@ def test_two_stage_arm_starts_from_cpt_and_adds_both_costs(experiment):
 def test_every_arm_is_evaluated_and_reported(experiment):
     records = {r["arm"]: r for r in read_jsonl(experiment / "results.jsonl")}
     assert set(records) == {"base", "sft", "cpt", "mixed", "cpt-sft"}
+    assert {r["attention"] for r in records.values()} == {"sdpa"}
     assert records["mixed"]["train_tokens_by_lang"].keys() == {"en", "de", "fr"}
     assert records["cpt"]["weights"]["path"].endswith("checkpoints/cpt/model")
     assert records["cpt-sft"]["cost"]["train_stages"] == 2
@@ -128,6 +136,56 @@ def test_sigkilled_training_resumes_to_the_same_model(tmp_path, tiny_model):
     assert len(ids) == 2 and len(set(ids)) == 1 and ids[0].startswith("pretrain-smoke-cpt-train")
     resumed = max((run / "wandb").glob("offline-run-*"))
     assert any("train/loss" in h for h in read_run(resumed)["history"])
+
+
+def test_two_ranks_killed_after_a_checkpoint_resume_to_the_same_model(tmp_path, tiny_model, capfd,
+                                                                     monkeypatch):
+    """Two CPU ranks (ZeRO-2: each rank holds half of the optimizer states), both killed with SIGKILL right
+    after checkpoint-3 is saved and marked complete by both; started again, they resume from it and end with
+    the losses and weights of an uninterrupted two-rank run. Prepared once (copied), each training through the
+    launcher's own `_launch` (the real `deepspeed` command), so the time goes to training, not to set-up."""
+    from core.config import load_config
+    from core.errors import StageFailed
+    from core.prepare import prepare
+    from core.rundir import RunDir
+    from train.launch import _launch
+
+    cfg = load_config(REPO / CONFIG, [
+        f"output_dir={tmp_path}", "deepspeed.num_gpus=2", "wandb.mode=disabled", "data.token_budget=1600",
+        "arms=[{method: cpt, langs: [de], batch_size: 4, max_length: 32, logging_steps: 1, save_steps: 3, "
+        "learning_rate: 1.0e-3}]"])
+    prepared = prepare(cfg, REPO / CONFIG)
+    RunDir(prepared).unlock()
+    whole, run = (RunDir(shutil.copytree(prepared, tmp_path / name)) for name in ("whole", "killed"))
+    job = cfg.job("cpt")
+    capfd.readouterr()
+    _launch(cfg, whole, job)
+
+    monkeypatch.setenv("YARN_FAULT", "kill:checkpoint-saved=checkpoint-3")   # every rank kills itself there
+    with pytest.raises(StageFailed, match="training 'cpt' failed"):
+        _launch(cfg, run, job)
+    saved = run.trainer("cpt") / "checkpoint-3"
+    assert (saved / "yarn-rank0.json").is_file() and (saved / "yarn-rank1.json").is_file()
+    assert not run.record("cpt").exists()
+
+    monkeypatch.delenv("YARN_FAULT")
+    capfd.readouterr()
+    _launch(cfg, run, job)
+    out = capfd.readouterr()
+    resumed = [line for line in (out.out + out.err).splitlines() if "resuming from" in line]
+    assert len(resumed) == 2 and all(line.endswith("checkpoint-3") for line in resumed)   # both ranks
+
+    a, b = _losses(whole.root, "cpt"), _losses(run.root, "cpt")
+    assert len(a) >= 6 and a.keys() == b.keys() and min(a) <= 3 < max(a)
+    assert all(abs(a[s] - b[s]) <= 1e-4 for s in a), {s: (a[s], b[s]) for s in a if abs(a[s] - b[s]) > 1e-4}
+    rec_a, rec_b = (train_record(r.root, "cpt") for r in (whole, run))
+    assert rec_a["cost"]["train_tokens"] == rec_b["cost"]["train_tokens"] == 1600
+    assert rec_a["tokens_by_lang"] == rec_b["tokens_by_lang"] == {"de": 1600}
+    assert rec_b["cost"]["train_device_s"] == pytest.approx(2 * rec_b["cost"]["train_wall_s"])
+    # the counters each rank saved in checkpoint-3 were restored: the FLOPs match the uninterrupted run's
+    assert rec_a["cost"]["train_flops"] == rec_b["cost"]["train_flops"]
+    wa, wb = (load_file(str(Path(r["model_dir"]) / "model.safetensors")) for r in (rec_a, rec_b))
+    assert max((wa[k] - wb[k]).abs().max().item() for k in wa) <= 1e-5
 
 
 def test_a_checkpoint_of_another_run_is_evaluated_with_its_training_cost(experiment, tmp_path):

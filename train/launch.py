@@ -8,6 +8,7 @@ Jobs train in config order, so an `init_from` arm's first stage is ready before 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -21,6 +22,7 @@ from core.config import ExperimentConfig
 from core.jobs import Job
 from core.errors import StageFailed
 from core.io import sha256_file
+from core.prepare import hostfile_path, hosts
 from core.provenance import PROTOCOL, is_current, protocol_of
 from core.rundir import RunDir
 from core.tracking import wandb_env
@@ -42,8 +44,10 @@ def launcher() -> list[str]:
 
 
 def command(cfg: ExperimentConfig, run_dir: Path, job: str, port: int) -> list[str]:
-    hosts = ["--hostfile", cfg.deepspeed.hostfile] if cfg.deepspeed.hostfile else []
-    return [*launcher(), *hosts, "--num_gpus", str(cfg.deepspeed.num_gpus), "--master_port", str(port),
+    """The `deepspeed` command line of one job (run in the repository root; the hostfile's path made absolute,
+    as prepare checked it)."""
+    hostfile = ["--hostfile", str(hostfile_path(cfg))] if cfg.deepspeed.hostfile else []
+    return [*launcher(), *hostfile, "--num_gpus", str(cfg.deepspeed.num_gpus), "--master_port", str(port),
             str(REPO / "train" / "run.py"), "--run-dir", str(run_dir), "--job", job]
 
 
@@ -54,6 +58,35 @@ def environment(cfg: ExperimentConfig, run_dir: Path, arm_name: str) -> dict[str
         # CPU ranks share the cores; oversubscribed threads make every rank slower.
         env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // cfg.deepspeed.num_gpus)))
     return env
+
+
+def planned(cfg: ExperimentConfig, run_dir: Path, world: int) -> list[str]:
+    """What `--dry-run` prints: per training job, the environment the launcher adds and the exact command line
+    _launch would run. Reads the hostfile; runs, writes and loads nothing."""
+    nodes = hosts(cfg)
+    listed = ", ".join(f"{h} slots={n}" for h, n in nodes.items())
+    where = (f"{len(nodes)} hosts × {cfg.deepspeed.num_gpus} ({listed} in {hostfile_path(cfg)})" if nodes
+             else f"one node, {cfg.deepspeed.num_gpus} ranks")
+    jobs = cfg.jobs()
+    lines = [f"[dry-run] {cfg.name}: {len(jobs)} training job(s), {world} ranks: {where}; run directory "
+             f"{run_dir}"]
+    if len(nodes) > 1:
+        lines.append("[dry-run] every host needs this repository, its .venv and the run directory at these "
+                     "paths (a shared filesystem); of the environment, DeepSpeed passes PYTHON*, NCCL*, UCX* "
+                     "and .deepspeed_env's variables to the other hosts")
+    port = cfg.deepspeed.master_port
+    if port is None and jobs:
+        port = _free_port()
+        lines.append(f"[dry-run] master port {port}: free on this host now; each launch picks a free one "
+                     "(deepspeed.master_port fixes it)")
+    run = RunDir(run_dir)
+    for job in jobs:
+        added = {k: v for k, v in environment(cfg, run_dir, job.name).items() if os.environ.get(k) != v}
+        done = " (train.json present: not retrained if current)" if run.record(job.name).is_file() else ""
+        lines.append(f"# {job.name}{done}; environment added: "
+                     + " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(added.items())))
+        lines.append(shlex.join(command(cfg, run_dir, job.name, port)))
+    return lines
 
 
 def start_weights(run: RunDir, start: str | None) -> str | None:

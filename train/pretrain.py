@@ -44,7 +44,8 @@ def projected_positions(attention_mask: torch.Tensor) -> torch.Tensor:
     position of the padded batch (logits_to_keep=0); the padding ones are an artefact of batching, not of the
     method, and would make the count depend on how sequences happen to be batched, so only the non-padding
     positions are counted (the last real one of each sequence included: its logits are computed, only the
-    shifted loss ignores them)."""
+    shifted loss ignores them). Liger's fused linear cross-entropy (use_liger_kernel) projects every position
+    of the batch too, so the count is the same with it."""
     return attention_mask.bool()
 
 

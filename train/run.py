@@ -31,6 +31,7 @@ from core.records import SCHEMA_VERSION, TrainRecord
 from core.rundir import RunDir
 from core.tracking import active_run
 from train import checks
+from train import trainer as common
 from train.launch import start_weights
 from train.trainer import rank
 
@@ -84,7 +85,7 @@ def main(argv=None) -> None:
     print(f"[{arm.name}] checkpoint check passed: {check}", flush=True)
     share_with_team(model_dir)
     atomic_write_json(run.record(job.name), seal(TrainRecord(
-        **stamp(cfg.model.dtype), schema_version=SCHEMA_VERSION,
+        **stamp(cfg.model.dtype, attention=common.used_attention), schema_version=SCHEMA_VERSION,
         seed=cfg.seed if arm.seed is None else arm.seed,
         data_sha256=sha256_file(run.data(job.data)), start_weights_sha256=start_weights(run, job.start),
         arm=job.name, method=arm.method, base_model=model_path, model_dir=str(model_dir),

@@ -38,19 +38,37 @@ def sequence_lengths(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
     return inputs["cu_seq_lens_q"].diff()
 
 
-def projected_positions(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+def projected_positions(inputs: dict[str, torch.Tensor], liger_fused_ce: bool = False) -> torch.Tensor:
     """The positions TRL's fused LM head (trl.trainer.utils.add_fused_lm_head) projects onto the vocabulary:
     it drops the last position and shifts the labels left, then, when `compact` (`_use_triton` of the device:
     CUDA with Triton, and CPU by _score_completion_positions_only), projects only the positions whose next
     label is not -100, i.e. one per completion token; otherwise it projects every position, of which the
-    non-padding ones are counted (padding is batching's artefact, as for pretraining)."""
+    non-padding ones are counted (padding is batching's artefact, as for pretraining).
+
+    `liger_fused_ce` (see liger_fused_ce()): Liger's fused linear cross-entropy computes the loss instead
+    (liger_kernel's LigerForCausalLMLoss pads the labels by one and projects the hidden state of every
+    position of the batch, -100 labels included): the non-padding positions, all of them."""
     import trl.trainer.utils as trl_utils
 
+    if liger_fused_ce:
+        if "attention_mask" not in inputs:   # padding-free: one row, no padding
+            return torch.ones_like(inputs["labels"], dtype=torch.bool)
+        return inputs["attention_mask"].bool()
     if trl_utils._use_triton(inputs["labels"].device):
         return inputs["labels"][:, 1:] != -100
     if "attention_mask" not in inputs:   # padding-free: one row, no padding
         return torch.ones_like(inputs["labels"][:, 1:], dtype=torch.bool)
     return inputs["attention_mask"][:, :-1].bool()
+
+
+def liger_fused_ce(args) -> bool:
+    """Whether Liger's fused linear cross-entropy replaces the model's forward in training: with
+    use_liger_kernel, unless its kernel config turns it off. TRL's SFTTrainer (1.16) turns it off when it is
+    built (args.liger_kernel_config["fused_linear_cross_entropy"] = False: it would drop TRL's fused head), so
+    read it from the trainer's args after that, not from the config."""
+    config = getattr(args, "liger_kernel_config", None) or {}
+    return bool(getattr(args, "use_liger_kernel", False)) and bool(config.get("fused_linear_cross_entropy",
+                                                                                True))
 
 
 def tokens_seen(padding_free: bool) -> str:
@@ -78,7 +96,7 @@ def _trainer_class(ledger: common.Ledger, padding_free: bool):
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             if model.training:
-                ledger.count(sequence_lengths(inputs), projected_positions(inputs))
+                ledger.count(sequence_lengths(inputs), projected_positions(inputs, liger_fused_ce(self.args)))
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
     return Trainer
@@ -107,7 +125,8 @@ def train(cfg: ExperimentConfig, arm: SftArm | LoraArm, model_path: str,
     _score_completion_positions_only()
     model = common.load_model(cfg, model_path)
     if padding_free and not (model.config._attn_implementation or "").startswith("flash"):
-        print(f"[{arm.name}] padding_free under {model.config._attn_implementation} attention: transformers "
+        print(f"[{arm.name}] padding_free under {model.config._attn_implementation} attention (set "
+              "model.attention: flash_attention_2 on a GPU): transformers "
               "builds a dense block-diagonal mask over the whole row, slower than padded batches, and the "
               "ledger's Σs² (attention within each example) undercounts what is computed; a flash-attention "
               "kernel computes what it counts", flush=True)

@@ -19,10 +19,14 @@ from core.checkpoints import file_hashes
 from core.faults import fault_point
 from core.io import atomic_write_json
 from core.ledger import (DTYPE_BITS, Cost, batch_counts, device_peak_flops, peak_memory_mb,
-                         training_flops)
-from core.models import count_parameters, torch_dtype
+                         recomputed_flops, training_flops)
+from core.models import attn_implementation, count_parameters, torch_dtype
+from core.provenance import attention_of
 
 MARKER = "yarn-rank{rank}.json"
+# the attention implementation of the model this process trains (its Ledger's): train/run.py stamps it into
+# train.json
+used_attention: str | None = None
 
 
 def common_args(cfg: ExperimentConfig, arm, out_dir: Path) -> dict:
@@ -42,6 +46,8 @@ def common_args(cfg: ExperimentConfig, arm, out_dir: Path) -> dict:
         deepspeed=json.loads(cfg.deepspeed.path().read_text()),
         # explicit: TRL's SFTConfig would switch it on by default, TrainingArguments off
         gradient_checkpointing=bool(arm.activation_checkpointing),
+        # prepare refused it without the package or a GPU (core/prepare.py)
+        use_liger_kernel=bool(getattr(arm, "use_liger_kernel", None)),
         use_cpu=not torch.cuda.is_available(),
         bf16=dtype == torch.bfloat16,
         # two kept: the Trainer deletes old checkpoints before the new one is marked complete
@@ -77,6 +83,8 @@ class Ledger(TrainerCallback):
         self.body_params, self.head_params = weight_split(model)
         self.n_params, self.trainable = count_parameters(model), 0
         self.layers, self.width = attention_shape(model)
+        global used_attention
+        used_attention = attention_of(model)
         self.dtype = torch_dtype(cfg.model.dtype)
         self.peak = device_peak_flops(self.dtype, cfg.report.peak_tflops)
         # this rank's, from the batches while training; the same keys on every rank, for the all-reduce
@@ -109,11 +117,22 @@ class Ledger(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         self._t0, self._tokens0, self._counts0 = time.time(), state.num_input_tokens_seen, dict(self.counts)
 
+    @property
+    def lora_params(self) -> int:
+        return self.trainable if self.trainable < self.n_params else 0   # fewer: adapters on a frozen base
+
     def flops(self, counts: dict[str, int]) -> float:
-        lora = self.trainable if self.trainable < self.n_params else 0   # fewer: adapters on a frozen base
+        """Model FLOPs (core.ledger.training_flops): what MFU divides."""
         return training_flops(self.body_params, self.head_params, counts["tokens"],
                               counts["lm_head_positions"], counts["sum_seq_sq"], self.layers, self.width,
-                              lora_params=lora)
+                              lora_params=self.lora_params)
+
+    def hw_flops(self, counts: dict[str, int], recompute: bool) -> float:
+        """Hardware FLOPs: the model FLOPs and, under activation checkpointing (`recompute`), the forward of
+        the body run again in the backward pass (core.ledger.recomputed_flops)."""
+        again = recomputed_flops(self.body_params, counts["tokens"], counts["sum_seq_sq"], self.layers,
+                                 self.width, self.lora_params) if recompute else 0.0
+        return self.flops(counts) + again
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs is None or self._t0 is None or "loss" not in logs:
@@ -170,7 +189,10 @@ def run(trainer, ledger: Ledger, tokenizer, out_dir: Path, examples: int) -> Cos
         raise RuntimeError(f"the FLOPs counters saw {counts['tokens']} tokens, the Trainer {tokens}")
     world = trainer.args.world_size
     flops = ledger.flops(counts)
-    cost = Cost(train_examples=examples, train_tokens=tokens, train_flops=flops, train_wall_s=wall,
+    # transformers 5 names it activation_checkpointing (gradient_checkpointing: its deprecated mirror)
+    recompute = bool(getattr(trainer.args, "activation_checkpointing", trainer.args.gradient_checkpointing))
+    cost = Cost(train_examples=examples, train_tokens=tokens, train_flops=flops,
+                train_hw_flops=ledger.hw_flops(counts, recompute), train_wall_s=wall,
                 train_device_s=wall * world, train_setup_s=setup, train_peak_mem_mb=peak_memory_mb(),
                 train_stages=1,
                 lm_head_positions=counts["lm_head_positions"], sum_seq_sq=counts["sum_seq_sq"],
@@ -185,13 +207,14 @@ def run(trainer, ledger: Ledger, tokenizer, out_dir: Path, examples: int) -> Cos
 
 def load_model(cfg: ExperimentConfig, model_path: str):
     """The starting weights, loaded in every rank after DeepSpeed's process group exists (ZeRO-3 partitions
-    the weights across ranks while they load)."""
+    the weights across ranks while they load), with the configured attention implementation."""
     import deepspeed
     from transformers import AutoModelForCausalLM
 
     deepspeed.init_distributed()
     return AutoModelForCausalLM.from_pretrained(model_path, dtype=torch_dtype(cfg.model.dtype),
-                                                trust_remote_code=cfg.model.trust_remote_code)
+                                                trust_remote_code=cfg.model.trust_remote_code,
+                                                attn_implementation=attn_implementation(cfg.model.attention))
 
 
 def attention_shape(model) -> tuple[int, int]:

@@ -7,6 +7,7 @@ and its ``pairs`` reads it. Bible and PUD readers live in ``core.data.bible`` an
 from __future__ import annotations
 
 import json
+import string
 from pathlib import Path
 from typing import Annotated, Iterable, Iterator, Literal, Optional, Union, get_args
 
@@ -16,6 +17,7 @@ from core.data import bible, hub, pud
 from core.data.types import Pair, Split
 from core.errors import DataMissing, UserError
 from core.languages import LANGUAGES, language
+from core.schema import check_direction, check_language
 
 
 class BibleSource(BaseModel):
@@ -79,26 +81,98 @@ class FileSource(BaseModel):
 
 
 class HubSource(BaseModel):
-    """A Hugging Face dataset: rows {"translation": {lang: text}} (WMT/ALMA style) or two named text
-    columns."""
+    """A Hugging Face dataset, in one of two layouts.
+
+    Pairs in a row (WMT, ALMA): rows {"translation": {lang: text}} or two named text columns (`src_field`,
+    `tgt_field`). The dataset's config is `config`, which may name the direction (`"{src}-{tgt}"`: for en-de
+    "en-de", or "de-en" when the dataset has only that order, as WMT19 has), or per direction `configs`
+    ({en-de: de-en}; a direction it lists takes its config from there, any other from `config`).
+
+    One language per config (FLORES): `lang_configs` names each language's config ({en: eng_Latn}); the rows
+    of the two languages are joined on `id_field` (default "id"), the sentence in `text_field` (default
+    "text"); an id on one side only is dropped, and counted in a printed line."""
     model_config = ConfigDict(extra="forbid")
     source: Literal["hub"]
     name: str
-    config: Optional[str] = None
+    config: Optional[str] = None   # may hold {src} and {tgt}
+    configs: Optional[dict[str, str]] = None   # direction -> config
     split: str = "train"   # the dataset's own split name
     src_field: Optional[str] = None
     tgt_field: Optional[str] = None
+    lang_configs: Optional[dict[str, str]] = None   # language code -> config
+    id_field: Optional[str] = None
+    text_field: Optional[str] = None
+
+    @field_validator("config")
+    @classmethod
+    def _template(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                names = [f for _, f, _, _ in string.Formatter().parse(v) if f is not None]
+            except ValueError as e:
+                raise ValueError(f"{v!r}: {e} (a template names {{src}} and {{tgt}})") from None
+            bad = [f for f in names if f not in ("src", "tgt")]
+            if bad:
+                raise ValueError(f"{v!r}: unknown placeholder {{{bad[0]}}} (a template names {{src}} and "
+                                 "{tgt}, e.g. '{src}-{tgt}')")
+        return v
+
+    @field_validator("configs")
+    @classmethod
+    def _directions(cls, v: dict[str, str] | None) -> dict[str, str] | None:
+        for direction, config in (v or {}).items():
+            check_direction(direction)
+            if not config:
+                raise ValueError(f"{direction}: empty config name")
+        return v
+
+    @field_validator("lang_configs")
+    @classmethod
+    def _languages(cls, v: dict[str, str] | None) -> dict[str, str] | None:
+        for code, config in (v or {}).items():
+            check_language(code)
+            if not config:
+                raise ValueError(f"{code}: empty config name")
+        return v
 
     @model_validator(mode="after")
-    def _fields_together(self) -> HubSource:
+    def _layout(self) -> HubSource:
         if (self.src_field is None) != (self.tgt_field is None):
             raise ValueError("src_field and tgt_field go together: set both or neither")
+        if self.lang_configs is not None:
+            pairs = [k for k in ("config", "configs", "src_field", "tgt_field")
+                     if getattr(self, k) is not None]
+            if pairs:
+                raise ValueError(f"lang_configs (one config per language, rows joined by id_field) and "
+                                 f"{pairs[0]} (pairs in a row) are two layouts: set one")
+        else:
+            alone = [k for k in ("id_field", "text_field") if getattr(self, k) is not None]
+            if alone:
+                raise ValueError(f"{alone[0]} goes with lang_configs (one config per language)")
         return self
+
+    def configs_for(self, src_lang: str, tgt_lang: str) -> list[Optional[str]]:
+        """The dataset configs of a direction, in the order tried (a pairs layout): `configs`' entry, else
+        `config` filled in, then in the other order when it names both languages."""
+        if self.configs and f"{src_lang}-{tgt_lang}" in self.configs:
+            return [self.configs[f"{src_lang}-{tgt_lang}"]]
+        if self.config is None:
+            if self.configs:
+                raise UserError(f"hub dataset {self.name!r}: no config for {src_lang}-{tgt_lang} (configs: "
+                                f"{', '.join(self.configs)}); add it to configs, or set config")
+            return [None]
+        ordered = self.config.format(src=src_lang, tgt=tgt_lang)
+        names = {f for _, f, _, _ in string.Formatter().parse(self.config)}
+        if not {"src", "tgt"} <= names:   # a pair's other order only where the config names the pair
+            return [ordered]
+        return [ordered, self.config.format(src=tgt_lang, tgt=src_lang)]
 
     def pairs(self, src_lang: str, tgt_lang: str, split: Split, data_dir: Path | None,
               base_dir: Path | None) -> list[Pair]:
         """The dataset's own split (``self.split``), whichever of train and test is asked for."""
         _no_dev(self, split)
+        if self.lang_configs is not None:
+            return _load_hub_by_language(self, src_lang, tgt_lang)
         return _load_hub(self, src_lang, tgt_lang)
 
 
@@ -181,20 +255,29 @@ def _jsonl_fields(line: str, where: str, src_lang: str, tgt_lang: str) -> tuple[
     return row[keys[0]], row[keys[1]]
 
 
-def _load_hub(source: HubSource, src_lang: str, tgt_lang: str) -> list[Pair]:
+def _open_hub(source: HubSource, configs: list[Optional[str]], offline_because: str):
+    """(dataset, config) of the first of `configs` that loads; DataMissing when the hub is out of reach (a
+    later source in a fallback list may step in), else UserError."""
     import datasets   # ~2 s to import; only hub sources need it
 
     what = f"hub dataset {source.name!r}"
-    offline_because = hub.offline_reason()
-    try:
-        with hub.offline(bool(offline_because)):
-            ds = datasets.load_dataset(source.name, source.config, split=source.split)
-    except Exception as e:   # unreachable hub, unknown dataset/config/split: all fixed by changing the source
-        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        if offline_because:   # the data is merely out of reach: a later source in a fallback list may step in
-            raise DataMissing(f"{what}: cannot load ({offline_because}: {reason}); "
-                              "use a local file source offline") from None
-        raise UserError(f"{what}: cannot load ({reason}); use a local file source offline") from None
+    reasons = []
+    for config in configs:
+        try:
+            with hub.offline(bool(offline_because)):
+                return datasets.load_dataset(source.name, config, split=source.split), config
+        except Exception as e:   # unreachable hub, unknown dataset/config/split: fixed by changing the source
+            reasons.append((str(e).strip().splitlines() or [type(e).__name__])[0][:200])
+    tried = f" (tried configs {', '.join(repr(c) for c in configs)})" if len(configs) > 1 else ""
+    if offline_because:
+        raise DataMissing(f"{what}: cannot load ({offline_because}: {reasons[0]}){tried}; "
+                          "use a local file source offline")
+    raise UserError(f"{what}: cannot load ({reasons[0]}){tried}; use a local file source offline")
+
+
+def _load_hub(source: HubSource, src_lang: str, tgt_lang: str) -> list[Pair]:
+    ds, config = _open_hub(source, source.configs_for(src_lang, tgt_lang), hub.offline_reason())
+    what = f"hub dataset {source.name!r}"
     columns = ", ".join(ds.column_names)
     if source.src_field is not None:
         for field in (source.src_field, source.tgt_field):
@@ -206,11 +289,50 @@ def _load_hub(source: HubSource, src_lang: str, tgt_lang: str) -> list[Pair]:
     else:
         raise UserError(f"{what}: rows have no 'translation' column; set src_field and tgt_field "
                         f"(columns: {columns})")
-    where = f"{source.name}/{source.config}" if source.config else source.name
+    # the config that loaded names the ids: en-de read from wmt19's de-en has de-en's ids
+    where = f"{source.name}/{config}" if config else source.name
     # third-party corpora have the odd empty or null side; skipping beats failing a whole run over it
     return [Pair(f"hub:{where}:{source.split}:{i}", s.strip(), t.strip())
             for i, (s, t) in enumerate(rows)
             if isinstance(s, str) and isinstance(t, str) and s.strip() and t.strip()]
+
+
+def _load_hub_by_language(source: HubSource, src_lang: str, tgt_lang: str) -> list[Pair]:
+    """FLORES-style: each language's config read alone, rows joined on the id field, in the source side's
+    order; ids become the pairs' ids, so a sentence keeps its id in every direction."""
+    what = f"hub dataset {source.name!r}"
+    langs = source.lang_configs or {}
+    missing = [lang for lang in (src_lang, tgt_lang) if lang not in langs]
+    if missing:
+        raise UserError(f"{what}: lang_configs has no {missing[0]!r} (has: {', '.join(langs)})")
+    offline_because = hub.offline_reason()
+    id_field, text_field = source.id_field or "id", source.text_field or "text"
+    sides = []
+    for lang in (src_lang, tgt_lang):
+        ds, config = _open_hub(source, [langs[lang]], offline_because)
+        for field in (id_field, text_field):
+            if field not in ds.column_names:
+                raise UserError(f"{what} ({config}): no column {field!r} (columns: "
+                                f"{', '.join(ds.column_names)}); set id_field and text_field")
+        texts: dict[str, str] = {}
+        for key, text in zip(ds[id_field], ds[text_field]):
+            key = str(key)
+            if key in texts:
+                raise UserError(f"{what} ({config}): id {key!r} repeats in {id_field!r}, which must name "
+                                "one sentence per row")
+            if isinstance(text, str) and text.strip():   # an empty side is a missing side
+                texts[key] = text.strip()
+        sides.append(texts)
+    src, tgt = sides
+    joined = [key for key in src if key in tgt]
+    if not joined:
+        raise UserError(f"{what}: no {id_field!r} is in both {langs[src_lang]} ({len(src)} rows) and "
+                        f"{langs[tgt_lang]} ({len(tgt)} rows) of split {source.split!r}")
+    if len(joined) < max(len(src), len(tgt)):
+        print(f"[data] {what} {src_lang}-{tgt_lang}: {len(joined)} sentences in both languages; dropped "
+              f"{len(src) - len(joined)} of {langs[src_lang]} and {len(tgt) - len(joined)} of "
+              f"{langs[tgt_lang]} (no text on the other side)", flush=True)
+    return [Pair(f"hub:{source.name}:{source.split}:{key}", src[key], tgt[key]) for key in joined]
 
 
 def _translation_rows(translations: Iterable[dict], src_lang: str, tgt_lang: str,
