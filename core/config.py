@@ -514,4 +514,8 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> ExperimentConfig
 
 
 def dump_config(cfg: ExperimentConfig) -> str:
-    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+    tree = cfg.model_dump(mode="json")
+    # a task the config does not use is left out: a plugin task registered in this process (its key, null)
+    # would otherwise be written, and a process without the plugin (a DeepSpeed rank) would refuse the file
+    tree["tasks"] = {name: spec for name, spec in tree["tasks"].items() if spec is not None}
+    return yaml.safe_dump(tree, sort_keys=False, allow_unicode=True)

@@ -70,7 +70,8 @@ def test_knowledge_task_in_an_experiment(tmp_path, tiny_model):
     env = dict(os.environ, WANDB_MODE="offline")
     cmd = [sys.executable, "cli.py", "run", "configs/experiments/smoke.yaml", f"output_dir={tmp_path}",
            "tasks={knowledge: {sets: [facts], langs: [en, de, zh]}}", "arms=[{method: base}]",
-           "data.test_size=12"]
+           # one rank: nothing trains, and knowledge on two evaluation ranks is tests/test_eval_ranks.py's
+           "data.test_size=12", "deepspeed.num_gpus=1"]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = tmp_path / "smoke"
@@ -92,7 +93,7 @@ def test_letter_protocol_prompts_with_options_and_reads_letters(tmp_path, tiny_m
     env = dict(os.environ, WANDB_MODE="offline")
     cmd = [sys.executable, "cli.py", "run", "configs/experiments/smoke.yaml", f"output_dir={tmp_path}",
            "tasks={knowledge: {sets: [facts], langs: [en, de], scoring: letter}}", "arms=[{method: base}]",
-           "data.test_size=4"]
+           "data.test_size=4", "deepspeed.num_gpus=1"]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     test = read_jsonl(tmp_path / "smoke" / "data" / "test.jsonl")

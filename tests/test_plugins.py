@@ -122,3 +122,16 @@ def test_the_report_goes_on_without_an_absent_plugin(toy_run, tmp_path):
     assert report.returncode == 0, report.stderr[-2000:]
     assert "reporting from the records alone" in report.stderr
     assert "exact match" in (tmp_path / "toy" / "report.md").read_text()   # the record's own quality
+
+
+def test_a_plugin_task_imported_in_this_process_is_not_written_into_other_runs_configs():
+    """A plugin imported here (as test_a_missing_plugin... does) registers its task in this process: a config
+    that does not use it must not carry its key into config.yaml, which DeepSpeed ranks without the plugin
+    read."""
+    import yaml
+
+    import tests.plugins.toy_task  # noqa: F401
+    from core.config import dump_config
+
+    cfg = load_config(REPO / "configs" / "experiments" / "smoke.yaml")
+    assert "repeat" not in yaml.safe_load(dump_config(cfg))["tasks"]

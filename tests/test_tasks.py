@@ -15,7 +15,8 @@ def test_mt_and_pos_without_training(tmp_path, data_dir, tiny_model):
             " {method: pretty, prior: dictionary, k: 1}]")
     code = cli.main(["run", SMOKE, f"output_dir={tmp_path}", f"data.dir={data_dir}",
                      "tasks.pos={test_langs: [de, fr]}", "data.budget=16", "data.test_size=4", f"arms={arms}",
-                     "wandb.mode=disabled"])
+                     # one rank: nothing trains, and several evaluation ranks are tests/test_eval_ranks.py's
+                     "wandb.mode=disabled", "deepspeed.num_gpus=1"])
     assert code == 0
     run = tmp_path / "smoke"
     train = read_jsonl(run / "data" / "train.jsonl")
