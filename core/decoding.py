@@ -11,6 +11,7 @@ retried.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import lru_cache
@@ -146,6 +147,15 @@ class Batches:
     memory (empty: none was)."""
     halved: list[int] = field(default_factory=list)
     told: bool = False
+    work_s: float = 0.0     # seconds every rank spent computing its batches, summed over the ranks
+    inside_s: float = 0.0   # seconds this rank spent in run_batches: its batches and waiting at the gathers
+
+    def device_seconds(self, wall_s: float) -> float:
+        """An evaluation's device-seconds from this rank's wall time: the work outside the batches (priors,
+        demonstrations: on each rank alike, counted once) plus every rank's batch work. Not wall x ranks: a
+        rank idle at a gather (fewer batches than ranks, a slower peer) computes nothing for the items, and
+        one rank's figure is its wall time, as before."""
+        return wall_s - self.inside_s + self.work_s
 
     def as_record(self, batch_size: int, ranks: int) -> dict:
         """The record's `eval_batching`: the configured size, the smallest a halved batch ran at (the
@@ -203,18 +213,22 @@ def run_batches(order: list[int], batch_size: int, step: Callable[[list[int]], l
     every batch itself (a warm-up), uncounted."""
     rank, ranks = (0, 1) if local else world()
     batches = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
-    done, halved = {}, []
+    done, halved, entered = {}, [], time.time()
     for batch in tqdm(batches[rank::ranks], desc=desc, unit="batch", leave=False, disable=rank != 0):
         done.update(zip(batch, _fitting(step, batch, halved)))
+    work = time.time() - entered
     if ranks > 1:
         parts: list = [None] * ranks
         try:
-            dist.all_gather_object(parts, (done, halved))
+            dist.all_gather_object(parts, (done, halved, work))
         except RuntimeError as e:   # gloo: "Connection closed by peer", the moment another rank dies
             raise RankLost(f"{desc}: another evaluation rank ended during a gather ({e})") from e
-        done = {i: r for part, _ in parts for i, r in part.items()}
-        halved = [n for _, part in parts for n in part]
+        done = {i: r for part, _, _ in parts for i, r in part.items()}
+        halved = [n for _, part, _ in parts for n in part]
+        work = sum(w for _, _, w in parts)
     if not local:
+        _batches.work_s += work
+        _batches.inside_s += time.time() - entered
         _tell(halved, desc)
     return done
 

@@ -23,6 +23,7 @@ from core.data.mono import bible_held_out, documents
 from core.errors import UserError
 from core.io import atomic_write_json, atomic_write_jsonl, atomic_write_text, check_writable
 from core.models import load_tokenizer, resolve
+from core.provenance import torch_dtype
 from core.rundir import RunDir
 from tasks.base import Context
 
@@ -202,8 +203,15 @@ def _unusable(module: str, package: str) -> str | None:
 def check_kernels(cfg: ExperimentConfig) -> None:
     """model.attention: flash_attention_2 and an arm's use_liger_kernel need their package and a GPU: said
     now, in one line naming the field, not as a traceback from inside DeepSpeed after the model loaded."""
-    if cfg.model.attention == "flash_attention_2" and (why := _unusable("flash_attn", "flash-attn")):
-        raise UserError(f"model.attention: flash_attention_2 {why}; use sdpa or auto")
+    if cfg.model.attention == "flash_attention_2":
+        # flash-attn computes in bf16/fp16 only: transformers merely warns, and the first forward fails
+        fp32 = "float32" if cfg.model.dtype == "float32" else None
+        if not fp32 and (why := _unusable("flash_attn", "flash-attn")):
+            raise UserError(f"model.attention: flash_attention_2 {why}; use sdpa or auto")
+        if fp32 or torch_dtype(cfg.model.dtype) == torch.float32:
+            raise UserError(f"model.attention: flash_attention_2 computes in bfloat16 or float16, and "
+                            f"model.dtype {cfg.model.dtype} is float32 here; set model.dtype: bfloat16, or "
+                            "use sdpa")
     for i, arm in enumerate(cfg.arms):
         if not getattr(arm, "use_liger_kernel", None):
             continue

@@ -320,9 +320,10 @@ class Evaluator:
         else:
             outputs = task.run(model, tok, items, priors.ids if priors else None, where,
                                **({"prompts": shown.prompts} if shown else {}))
-        # device-seconds, as training counts train_device_s: wall time x ranks (every rank's device is held
-        # until the slowest finishes); what break-even charges per item
-        cost.eval_wall_s = (time.time() - start) * world()[1]
+        # device-seconds, as training counts train_device_s: on one rank the wall time; on several, the work
+        # outside the batches once plus every rank's batches (Batches.device_seconds): what break-even
+        # charges per item, whatever the number of ranks
+        cost.eval_wall_s = batches.device_seconds(time.time() - start)
         # every rank has every output: rank 0 alone scores (COMET once; so a task's score() must not call the
         # model: run() does), writes and logs
         if world()[0] != 0:

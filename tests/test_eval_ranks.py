@@ -145,3 +145,12 @@ def test_the_failed_rank_is_told_apart_from_those_the_launcher_stopped():
     full = failure({0: {"state": "failed", "kind": "OSError", "message": "x", "errno": 28,
                         "filename": "results/a.json"}}, 2, 1)
     assert isinstance(full, OSError) and full.errno == 28 and full.filename == "results/a.json"
+
+
+def test_device_seconds_are_the_ranks_work_not_their_waits():
+    """Two ranks: 1.5 s of batches each, rank 0 in run_batches 2.5 s (1 s waiting at the gather), 1.5 s of its
+    4 s outside the batches (priors): 1.5 + 3.0 device-seconds, not 4 s x 2 ranks."""
+    from core.decoding import Batches
+
+    assert Batches(work_s=3.0, inside_s=2.5).device_seconds(4.0) == 4.5
+    assert Batches(work_s=2.5, inside_s=2.5).device_seconds(4.0) == 4.0   # one rank: its wall time

@@ -115,7 +115,7 @@ def test_flores_rows_are_joined_by_id(fake_hub, capsys):
                      Pair("hub:openlanguagedata/flores_plus:devtest:3", "English 3.", "Deutsch 3.")]
     line = capsys.readouterr().out.strip()
     assert line == ("[data] hub dataset 'openlanguagedata/flores_plus' en-de: 2 sentences in both "
-                    "languages; dropped 2 of eng_Latn and 1 of deu_Latn (no text on the other side)")
+                    "languages; dropped 2 of eng_Latn and 2 of deu_Latn (empty, or no text on the other side)")
     # a sentence keeps its id in every direction: en-ru loses nothing (and says nothing), de-en reads the
     # same rows the other way round, in German's order
     en_ru = load_pairs(flores(), "en", "ru", "test", None)
@@ -182,3 +182,22 @@ def test_example_config_validates_and_prepares_offline(fake_hub, monkeypatch):
     assert {r["id"].rsplit(":", 2)[0] for r in prepared.rows["train"]} == {"hub:wmt/wmt19/de-en",
                                                                            "hub:wmt/wmt19/ru-en"}
     assert prepared.manifest["mt en-de"]["test_source"] == "hub"
+
+
+def test_a_failure_other_than_a_missing_config_never_reads_the_reversed_pair(fake_hub, monkeypatch):
+    """en-de failing for the hub's sake (not for want of the config) must not quietly yield de-en's rows."""
+    def load_dataset(name, config=None, split=None, **kwargs):
+        fake_hub.append((name, config, split))
+        raise ConnectionError("Couldn't reach 'wmt/wmt19' on the Hub")
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    source = parse_source({"source": "hub", "name": "wmt/wmt19", "config": "{src}-{tgt}"})
+    with pytest.raises(UserError, match="Couldn't reach"):
+        load_pairs(source, "en", "de", "train", None)
+    assert [config for _, config, _ in fake_hub] == ["en-de"]
+
+
+def test_a_flores_id_repeated_after_an_empty_row_is_refused(fake_hub, monkeypatch):
+    monkeypatch.setitem(FLORES, "eng_Latn", [{"id": i, "text": t} for i, t in ((1, "a"), (3, ""), (3, "c"))])
+    with pytest.raises(UserError, match="id '3' repeats"):
+        load_pairs(flores(), "en", "de", "test", None)

@@ -65,6 +65,12 @@ def test_flash_attention_without_its_package_is_refused(tmp_path, capsys):
     assert "model.attention" in err and "flash_attention_2" in err and "flash-attn" in err
 
 
+def test_flash_attention_in_float32_is_refused_on_any_machine(tmp_path, capsys):
+    """flash-attn computes in bf16/fp16 only; transformers would merely warn and the first forward fail."""
+    err = _refused(tmp_path, capsys, "model.attention=flash_attention_2", "model.dtype=float32")
+    assert "model.attention" in err and "float32" in err and "bfloat16" in err
+
+
 def test_an_unknown_attention_is_refused(tmp_path, capsys):
     assert "model.attention" in _refused(tmp_path, capsys, "model.attention=fast")
 

@@ -268,11 +268,24 @@ def _open_hub(source: HubSource, configs: list[Optional[str]], offline_because: 
                 return datasets.load_dataset(source.name, config, split=source.split), config
         except Exception as e:   # unreachable hub, unknown dataset/config/split: fixed by changing the source
             reasons.append((str(e).strip().splitlines() or [type(e).__name__])[0][:200])
-    tried = f" (tried configs {', '.join(repr(c) for c in configs)})" if len(configs) > 1 else ""
+            # the next config (the reversed pair) only where this one does not exist: after any other
+            # failure (the hub, the split) it would quietly read the other direction's sentences
+            if not _no_such_config(reasons[-1], config):
+                break
+    asked = configs[:len(reasons)]
+    tried = f" (tried configs {', '.join(repr(c) for c in asked)})" if len(asked) > 1 else ""
     if offline_because:
         raise DataMissing(f"{what}: cannot load ({offline_because}: {reasons[0]}){tried}; "
                           "use a local file source offline")
     raise UserError(f"{what}: cannot load ({reasons[0]}){tried}; use a local file source offline")
+
+
+def _no_such_config(reason: str, config: Optional[str]) -> bool:
+    """Whether datasets' error says the dataset has no such config ("BuilderConfig 'en-de' not found.
+    Available: [...]")."""
+    text = reason.lower()
+    return bool(config) and "config" in text and ("not found" in text or "available" in text
+                                                  or "unknown" in text)
 
 
 def _load_hub(source: HubSource, src_lang: str, tgt_lang: str) -> list[Pair]:
@@ -315,23 +328,25 @@ def _load_hub_by_language(source: HubSource, src_lang: str, tgt_lang: str) -> li
                 raise UserError(f"{what} ({config}): no column {field!r} (columns: "
                                 f"{', '.join(ds.column_names)}); set id_field and text_field")
         texts: dict[str, str] = {}
+        seen: set[str] = set()   # every id, an empty row's too: a repeat is caught wherever it falls
         for key, text in zip(ds[id_field], ds[text_field]):
             key = str(key)
-            if key in texts:
+            if key in seen:
                 raise UserError(f"{what} ({config}): id {key!r} repeats in {id_field!r}, which must name "
                                 "one sentence per row")
+            seen.add(key)
             if isinstance(text, str) and text.strip():   # an empty side is a missing side
                 texts[key] = text.strip()
-        sides.append(texts)
-    src, tgt = sides
+        sides.append((texts, len(seen)))
+    (src, src_rows), (tgt, tgt_rows) = sides
     joined = [key for key in src if key in tgt]
     if not joined:
         raise UserError(f"{what}: no {id_field!r} is in both {langs[src_lang]} ({len(src)} rows) and "
                         f"{langs[tgt_lang]} ({len(tgt)} rows) of split {source.split!r}")
-    if len(joined) < max(len(src), len(tgt)):
+    if len(joined) < max(src_rows, tgt_rows):
         print(f"[data] {what} {src_lang}-{tgt_lang}: {len(joined)} sentences in both languages; dropped "
-              f"{len(src) - len(joined)} of {langs[src_lang]} and {len(tgt) - len(joined)} of "
-              f"{langs[tgt_lang]} (no text on the other side)", flush=True)
+              f"{src_rows - len(joined)} of {langs[src_lang]} and {tgt_rows - len(joined)} of "
+              f"{langs[tgt_lang]} (empty, or no text on the other side)", flush=True)
     return [Pair(f"hub:{source.name}:{source.split}:{key}", src[key], tgt[key]) for key in joined]
 
 
