@@ -38,12 +38,12 @@ def print_plan(cfg, point: str = "") -> None:
     after checking what the launch reads (the DeepSpeed config, the hostfile); nothing is run, written or
     loaded. Whether this machine has the GPU packages a config asks for (flash-attn, liger-kernel) is checked
     where it runs."""
-    from core.prepare import check_launch
+    from core.prepare import check_launch, world_size
     from core.rundir import RunDir
     from train.launch import planned
 
     try:
-        world = check_launch(cfg) if cfg.jobs() else 0
+        world = check_launch(cfg) if cfg.jobs() else world_size(cfg)   # evaluation's ranks
     except UserError as e:
         raise UserError(f"{point}{e}") from None
     print("\n".join(planned(cfg, RunDir.of(cfg).root, world)), flush=True)

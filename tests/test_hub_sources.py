@@ -115,7 +115,8 @@ def test_flores_rows_are_joined_by_id(fake_hub, capsys):
                      Pair("hub:openlanguagedata/flores_plus:devtest:3", "English 3.", "Deutsch 3.")]
     line = capsys.readouterr().out.strip()
     assert line == ("[data] hub dataset 'openlanguagedata/flores_plus' en-de: 2 sentences in both "
-                    "languages; dropped 2 of eng_Latn and 2 of deu_Latn (empty, or no text on the other side)")
+                    "languages; dropped 2 of eng_Latn and 2 of deu_Latn (empty, or no text on the other "
+                    "side)")
     # a sentence keeps its id in every direction: en-ru loses nothing (and says nothing), de-en reads the
     # same rows the other way round, in German's order
     en_ru = load_pairs(flores(), "en", "ru", "test", None)

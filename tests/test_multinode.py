@@ -49,8 +49,12 @@ def test_two_nodes_of_eight_gpus_show_the_exact_command_lines(tmp_path, hostfile
     assert "2 hosts × 8" in header and "shared filesystem" in printed
     # the environment the launcher adds, per job: the repository on PYTHONPATH, the job's W&B run
     notes = [line for line in printed.splitlines() if line.startswith("# ")]
-    assert [n.split(";")[0] for n in notes] == ["# sft", "# lora"]
-    assert all(f"PYTHONPATH={REPO}" in n and "WANDB_RUN_ID=smoke-" in n for n in notes)
+    assert [n.split(";")[0].split(":")[0] for n in notes] == [
+        "# sft", "# lora", "# evaluation on 16 ranks, when a record is still to compute"]
+    assert all(f"PYTHONPATH={REPO}" in n and "WANDB_RUN_ID=smoke-" in n for n in notes[:2])
+    # and the eval stage's launch, on the same ranks (eval/ranks.py)
+    assert notes[2].endswith(f"--hostfile {hostfile} --num_gpus 8 --master_port=29555 --module eval.ranks "
+                             f"--run-dir {run_dir} --split test --status {run_dir}/.eval-ranks-XXXX")
     assert not out.exists()   # nothing written: no run directory, no data, no checkpoints
 
 
