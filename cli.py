@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import shlex
 import sys
 from pathlib import Path
 
@@ -46,7 +47,16 @@ def print_plan(cfg, point: str = "") -> None:
         world = check_launch(cfg) if cfg.jobs() else world_size(cfg)   # evaluation's ranks
     except UserError as e:
         raise UserError(f"{point}{e}") from None
-    print("\n".join(planned(cfg, RunDir.of(cfg).root, world)), flush=True)
+    run_dir = RunDir.of(cfg).root
+    lines = planned(cfg, run_dir, world)
+    if world > 1:   # the eval stage starts the same launcher on these ranks (eval/ranks.py), whatever trains
+        from eval.ranks import command as eval_command
+
+        status = run_dir / ".eval-ranks-XXXX"   # a temporary folder the stage makes
+        lines.append(f"# evaluation on {world} ranks, when a record is still to compute: "
+                     + shlex.join(eval_command(cfg, run_dir, "test", status, cfg.deepspeed.master_port or
+                                               "PORT")))
+    print("\n".join(lines), flush=True)
 
 
 def run_experiment(cfg, config_path: Path, stage: str = "all", split: str = "test") -> Path:

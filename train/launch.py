@@ -22,7 +22,7 @@ from core.config import ExperimentConfig
 from core.jobs import Job
 from core.errors import StageFailed
 from core.io import sha256_file
-from core.prepare import hostfile_path, hosts, world_size
+from core.prepare import hostfile_path, hosts
 from core.provenance import PROTOCOL, is_current, protocol_of
 from core.rundir import RunDir
 from core.tracking import wandb_env
@@ -86,13 +86,6 @@ def planned(cfg: ExperimentConfig, run_dir: Path, world: int) -> list[str]:
         lines.append(f"# {job.name}{done}; environment added: "
                      + " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(added.items())))
         lines.append(shlex.join(command(cfg, run_dir, job.name, port)))
-    ranks = world_size(cfg)
-    if ranks > 1:   # the eval stage starts the same launcher (eval/ranks.py), whatever trains
-        from eval.ranks import command as eval_command
-
-        status = run_dir / ".eval-ranks-XXXX"   # a temporary folder the stage makes
-        lines.append(f"# evaluation on {ranks} ranks, when a record is still to compute: "
-                     + shlex.join(eval_command(cfg, run_dir, "test", status, port or "PORT")))
     return lines
 
 
