@@ -34,16 +34,10 @@ REPO = Path(__file__).resolve().parents[1]
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
-def ranks(cfg: ExperimentConfig) -> int:
-    """The ranks training runs on: num_gpus on each node of the hostfile (DeepSpeed's --num_gpus puts that
-    many on every host)."""
-    return world_size(cfg)
-
-
 def evaluate(cfg: ExperimentConfig, run_dir: Path, split: str = "test") -> list[dict]:
     """The eval stage: in this process on one rank, or when every record is kept; else under the launcher."""
     evaluator = Evaluator(cfg, run_dir, split)
-    if ranks(cfg) == 1 or not evaluator.pending():
+    if world_size(cfg) == 1 or not evaluator.pending():   # the ranks training runs on
         return evaluator.run()
     _launch(cfg, run_dir, split)
     return read_jsonl(evaluator.dir.results)
@@ -69,7 +63,7 @@ def _launch(cfg: ExperimentConfig, run_dir: Path, split: str) -> None:
     try:
         code = _run(cmd, environment(cfg, run_dir, "eval"))
         if code != 0:
-            raise failure(_statuses(status), ranks(cfg), code)
+            raise failure(_statuses(status), world_size(cfg), code)
     finally:
         _remove_shared_buffers(port)
         shutil.rmtree(status, ignore_errors=True)
