@@ -22,6 +22,7 @@ from pathlib import Path
 
 from core.args import positive
 from core.errors import StageFailed, UserError
+from core.processes import stop_on_sigterm
 
 
 def cmd_run(args) -> None:
@@ -39,23 +40,25 @@ def print_plan(cfg, point: str = "") -> None:
     after checking what the launch reads (the DeepSpeed config, the hostfile); nothing is run, written or
     loaded. Whether this machine has the GPU packages a config asks for (flash-attn, liger-kernel) is checked
     where it runs."""
-    from core.prepare import check_launch, world_size
+    from core.prepare import check_launch
     from core.rundir import RunDir
     from train.launch import planned
 
     try:
-        world = check_launch(cfg) if cfg.jobs() else world_size(cfg)   # evaluation's ranks
+        world = check_launch(cfg) if cfg.jobs() else cfg.deepspeed.world_size()   # evaluation's ranks
     except UserError as e:
         raise UserError(f"{point}{e}") from None
     run_dir = RunDir.of(cfg).root
     lines = planned(cfg, run_dir, world)
-    if world > 1:   # the eval stage starts the same launcher on these ranks (eval/ranks.py), whatever trains
+    if world > 1 and not cfg.eval.in_process:   # the eval stage starts the same launcher on these ranks
         from eval.ranks import command as eval_command
 
         status = run_dir / ".eval-ranks-XXXX"   # a temporary folder the stage makes
         lines.append(f"# evaluation on {world} ranks, when a record is still to compute: "
                      + shlex.join(eval_command(cfg, run_dir, "test", status, cfg.deepspeed.master_port or
                                                "PORT")))
+    elif world > 1:
+        lines.append("# evaluation in this process (eval.in_process), on one device")
     print("\n".join(lines), flush=True)
 
 
@@ -212,7 +215,8 @@ def main(argv=None) -> int:
     elif extra:
         p.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
-        args.func(args)
+        with stop_on_sigterm():   # a SIGTERM stops the launcher's ranks too, and releases the run's lock
+            args.func(args)
     except (UserError, StageFailed) as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code

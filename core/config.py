@@ -88,6 +88,41 @@ class DeepSpeedSpec(Strict):
         p = Path(self.config)
         return p if p.is_absolute() else REPO / p
 
+    def hostfile_path(self) -> Path | None:
+        """The launcher runs in the repository root: a relative hostfile is read from there."""
+        return REPO / self.hostfile if self.hostfile else None
+
+    def hosts(self) -> dict[str, int]:
+        """host -> slots of the hostfile (DeepSpeed's format: `worker-1 slots=8` a line, # comments); empty
+        without one (one node). UserError naming the field when it is missing or has no host line."""
+        path = self.hostfile_path()
+        if path is None:
+            return {}
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            raise UserError(f"deepspeed.hostfile: {path} not found") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise UserError(f"deepspeed.hostfile: {path}: unreadable ({e})") from None
+        found = {}
+        for n, line in enumerate(lines, 1):
+            line = line.split("#", 1)[0].strip()
+            if not line:
+                continue
+            m = re.match(r"(\S+)\s+slots=(\d+)", line)   # as DeepSpeed's runner reads it
+            if m is None or int(m[2]) == 0 or m[1] in found:
+                raise UserError(f"deepspeed.hostfile: {path}:{n}: expected 'HOST slots=N' (N > 0, each host "
+                                f"once), got {line!r}")
+            found[m[1]] = int(m[2])
+        if not found:
+            raise UserError(f"deepspeed.hostfile: {path}: no 'HOST slots=N' line")
+        return found
+
+    def world_size(self) -> int:
+        """Training (and evaluation) ranks: num_gpus on each node. With a hostfile, DeepSpeed's runner (0.19)
+        starts --num_gpus ranks on every one of its hosts, whatever their slots."""
+        return max(len(self.hosts()), 1) * self.num_gpus
+
 
 class CometSpec(Strict):
     """COMET beside BLEU/chrF, scored in its own environment (./launch.sh comet-setup; eval/comet.py)."""
@@ -109,6 +144,9 @@ class EvalSpec(Strict):
     # unset: no COMET (and the hash of configs without it unchanged); skipped with a line when unreachable
     comet: Optional[CometSpec] = Field(None, description="score translations with COMET too, e.g. "
                                        "{model: Unbabel/wmt22-comet-da}")
+    in_process: bool = Field(False, description="evaluate in the run's own process on one device instead of "
+                             "on the training's ranks: the same outputs (the batches are one rank's either "
+                             "way), no launcher start-up (a small model, CPU ranks sharing the cores)")
 
     def decoding(self) -> dict:
         """The options set, as `model.generate` takes them (empty: greedy)."""
@@ -309,10 +347,15 @@ class ExperimentConfig(Strict):
         """Identity of an experiment: everything that changes results (not where they go, how they are logged
         or priced).
         Unset (None) fields are left out, and so are new fields at their default (core.schema.new_field), so a
-        new field in the schema keeps existing runs' hashes; the rendezvous port and hostfile say where ranks
-        meet, not what they compute."""
+        new field in the schema keeps existing runs' hashes. The rendezvous port and the hostfile's path say
+        where ranks meet, not what they compute (nor does evaluating in process), but its number of hosts
+        multiplies the ranks (so the optimizer rounds a budget makes): hashed when over one, which keeps one
+        node's hash."""
         d = without_new_defaults(self, self.model_dump(mode="json", exclude_none=True, exclude={
-            "output_dir": True, "wandb": True, "report": True, "deepspeed": {"master_port", "hostfile"}}))
+            "output_dir": True, "wandb": True, "report": True, "deepspeed": {"master_port", "hostfile"},
+            "eval": {"in_process"}}))
+        if (nodes := len(self.deepspeed.hosts())) > 1:
+            d["deepspeed"]["nodes"] = nodes
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -5,15 +5,18 @@ disk.
                                                written
     YARN_FAULT="enospc:write=checkpoints/"     "no space left on device" halfway through writing such a file
     YARN_FAULT="kill:checkpoint-saved"         die once a trainer checkpoint is saved and marked complete
+    YARN_FAULT="hold:checkpoint-saved"         say so on stderr and wait there (a run to be stopped)
 
-Entries are `<kill|enospc>:<point>[=<substring of the point's detail>]`, comma-separated. Unset, every point
-is one dictionary lookup.
+Entries are `<kill|enospc|hold>:<point>[=<substring of the point's detail>]`, comma-separated. Unset, every
+point is one dictionary lookup.
 """
 from __future__ import annotations
 
 import errno
 import os
 import signal
+import sys
+import time
 
 
 def fault_point(point: str, detail: str = "") -> None:
@@ -29,5 +32,9 @@ def fault_point(point: str, detail: str = "") -> None:
             os.kill(os.getpid(), signal.SIGKILL)
         elif action == "enospc":
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), detail)
+        elif action == "hold":
+            print(f"[fault] holding at {point} {detail}", file=sys.stderr, flush=True)
+            while True:
+                time.sleep(60)
         else:
-            raise ValueError(f"YARN_FAULT: unknown action {action!r} in {entry!r} (kill, enospc)")
+            raise ValueError(f"YARN_FAULT: unknown action {action!r} in {entry!r} (kill, enospc, hold)")

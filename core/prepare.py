@@ -8,14 +8,13 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import re
 from pathlib import Path
 
 import torch
 
 from align.lexicon import read_dictionary
 from core.arms import NudgeArm
-from core.config import REPO, ExperimentConfig, PretrainArm, dump_config, load_config
+from core.config import ExperimentConfig, PretrainArm, dump_config, load_config
 from core.data import mixing
 from core.data.budget import round_sizes
 from core.data.decontaminate import Index, decontaminate
@@ -143,49 +142,11 @@ def _check_deepspeed(path: Path) -> dict:
     return ds
 
 
-def hostfile_path(cfg: ExperimentConfig) -> Path | None:
-    """The launcher runs in the repository root: a relative hostfile is read from there."""
-    return REPO / cfg.deepspeed.hostfile if cfg.deepspeed.hostfile else None
-
-
-def hosts(cfg: ExperimentConfig) -> dict[str, int]:
-    """host -> slots of deepspeed.hostfile (DeepSpeed's format: `worker-1 slots=8` a line, # comments);
-    empty without one (one node). UserError naming the field when it is missing or has no host line."""
-    path = hostfile_path(cfg)
-    if path is None:
-        return {}
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise UserError(f"deepspeed.hostfile: {path} not found") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"deepspeed.hostfile: {path}: unreadable ({e})") from None
-    found = {}
-    for n, line in enumerate(lines, 1):
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        m = re.match(r"(\S+)\s+slots=(\d+)", line)   # as DeepSpeed's runner reads it
-        if m is None or int(m[2]) == 0 or m[1] in found:
-            raise UserError(f"deepspeed.hostfile: {path}:{n}: expected 'HOST slots=N' (N > 0, each host "
-                            f"once), got {line!r}")
-        found[m[1]] = int(m[2])
-    if not found:
-        raise UserError(f"deepspeed.hostfile: {path}: no 'HOST slots=N' line")
-    return found
-
-
-def world_size(cfg: ExperimentConfig) -> int:
-    """Training ranks: deepspeed.num_gpus on each node. With a hostfile, DeepSpeed's runner (0.19) starts
-    --num_gpus ranks on every one of its hosts, whatever their slots."""
-    return max(len(hosts(cfg)), 1) * cfg.deepspeed.num_gpus
-
-
 def check_launch(cfg: ExperimentConfig) -> int:
     """What the DeepSpeed launch reads (its config, the hostfile), checked before any compute; returns the
     world size."""
     _check_deepspeed(cfg.deepspeed.path())
-    return world_size(cfg)
+    return cfg.deepspeed.world_size()
 
 
 def _unusable(module: str, package: str) -> str | None:
@@ -232,7 +193,7 @@ def _check_ranks(cfg: ExperimentConfig, n_rows: int, n_sequences: dict[str, int]
     for arm in cfg.trained_arms():
         n = n_sequences.get(cfg.family(arm.name), n_rows)
         try:
-            round_sizes(n, arm.batch_size, world_size(cfg))
+            round_sizes(n, arm.batch_size, cfg.deepspeed.world_size())
         except ValueError as e:
             raise UserError(f"arms: {arm.name}: batch_size: {e}") from None
 

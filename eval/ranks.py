@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -26,7 +25,7 @@ from core.config import ExperimentConfig, load_config
 from core.decoding import RankLost, join_ranks, leave_ranks
 from core.errors import StageFailed, UserError
 from core.io import read_jsonl
-from core.prepare import hostfile_path, world_size
+from core.processes import run_tree
 from core.rundir import RunDir
 from eval.run import Evaluator
 
@@ -35,21 +34,21 @@ DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 def evaluate(cfg: ExperimentConfig, run_dir: Path, split: str = "test") -> list[dict]:
-    """The eval stage: in this process on one rank, or when every record is kept; else under the launcher."""
+    """The eval stage: in this process on one rank (or eval.in_process), or when every record is kept; else
+    under the launcher, on the ranks training runs on."""
     evaluator = Evaluator(cfg, run_dir, split)
-    if world_size(cfg) == 1 or not evaluator.pending():   # the ranks training runs on
+    if cfg.eval.in_process or cfg.deepspeed.world_size() == 1 or not evaluator.pending():
         return evaluator.run()
     _launch(cfg, run_dir, split)
     return read_jsonl(evaluator.dir.results)
 
 
 def command(cfg: ExperimentConfig, run_dir: Path, split: str, status: Path, port: int) -> list[str]:
-    from train.launch import launcher
+    from train.launch import launch_line
 
-    hosts = ["--hostfile", str(hostfile_path(cfg))] if cfg.deepspeed.hostfile else []
-    return [*launcher(), *hosts, "--num_gpus", str(cfg.deepspeed.num_gpus), f"--master_port={port}",
-            # a module: run as a script, eval/ would come first on sys.path (eval/comet.py hiding COMET's)
-            "--module", "eval.ranks", "--run-dir", str(run_dir), "--split", split, "--status", str(status)]
+    # a module: run as a script, eval/ would come first on sys.path (eval/comet.py hiding COMET's)
+    return launch_line(cfg, port, ["--module", "eval.ranks", "--run-dir", str(run_dir), "--split", split,
+                                   "--status", str(status)])
 
 
 def _launch(cfg: ExperimentConfig, run_dir: Path, split: str) -> None:
@@ -61,9 +60,9 @@ def _launch(cfg: ExperimentConfig, run_dir: Path, split: str) -> None:
     cmd = command(cfg, run_dir, split, status, port)
     print("[eval] " + " ".join(cmd), flush=True)
     try:
-        code = _run(cmd, environment(cfg, run_dir, "eval"))
+        code = _run(cmd, environment(cfg, run_dir, "ranks", "eval"))
         if code != 0:
-            raise failure(_statuses(status), world_size(cfg), code)
+            raise failure(_statuses(status), cfg.deepspeed.world_size(), code)
     finally:
         _remove_shared_buffers(port)
         shutil.rmtree(status, ignore_errors=True)
@@ -72,16 +71,11 @@ def _launch(cfg: ExperimentConfig, run_dir: Path, split: str) -> None:
 def _run(cmd: list[str], env: dict[str, str]) -> int:
     """The launcher's exit code; rank 0's output passes through this process's sys.stdout (where a caller,
     e.g. a test, may be capturing it)."""
-    proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, text=True, errors="replace")
-    try:
-        for line in proc.stdout:
-            sys.stdout.write(line)
-            sys.stdout.flush()
-        return proc.wait()
-    except BaseException:   # interrupted: the launcher stops its ranks on SIGTERM
-        proc.terminate()
-        proc.wait()
-        raise
+    def through(line: str) -> None:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+
+    return run_tree(cmd, env, REPO, on_line=through)
 
 
 def _statuses(directory: Path) -> dict[int, dict]:

@@ -35,9 +35,10 @@ def run(smoke_run, tmp_path) -> Path:
 
 
 def rerun(run: Path, *extra: str, fault: str | None = None) -> subprocess.CompletedProcess:
-    """The smoke command again on the copy (W&B off: it is tested elsewhere): in this process (seconds saved
-    on every start), in a process of its own when the fault kills it."""
-    args = ["run", SMOKE, f"output_dir={run.parent}", "wandb.mode=disabled", *extra]
+    """The smoke command again on the copy (W&B off: it is tested elsewhere; evaluation in process, as its
+    ranks are tests/test_eval_ranks.py's): in this process (seconds saved on every start), in a process of its
+    own when the fault kills it."""
+    args = ["run", SMOKE, f"output_dir={run.parent}", "wandb.mode=disabled", "eval.in_process=true", *extra]
     if fault and fault.startswith("kill"):
         return run_cli(*args, env={"YARN_FAULT": fault})
     out, err = io.StringIO(), io.StringIO()
@@ -155,8 +156,7 @@ def test_a_damaged_record_is_evaluated_again_and_a_kill_after_a_record_loses_not
     for p in (run / "results").glob("pretty-*.json"):
         p.unlink()
     killed = rerun(run, fault="kill:written=results/pretty-oracle-k1.")
-    # the smoke run evaluates on its two training ranks: the killed rank is named by the stage's one line
-    assert killed.returncode == 1 and "evaluation rank 0 died" in one_line_error(killed)
+    assert killed.returncode == -signal.SIGKILL   # a killed evaluation rank: tests/test_eval_ranks.py
     assert "lora.mt.en-de.json: unreadable record" in killed.stdout
     assert "sft.mt.en-de.json: unreadable record" in killed.stdout
     assert (run / "results" / "pretty-oracle-k1.mt.en-de.json").is_file()   # written whole before the kill
@@ -248,3 +248,35 @@ def test_written_files_respect_the_umask(tmp_path):
         os.umask(old)
     assert (tmp_path / "shared.json").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "private.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_sigterm_to_the_cli_stops_the_launcher_and_its_ranks(tmp_path):
+    """`kill PID` or Slurm's scancel reach the CLI with SIGTERM. Python's default ended it on the spot and
+    left DeepSpeed's launcher and both training ranks running after the run's lock was released (the runner
+    forwards signals only for multi-node launches); now the whole tree is stopped and the CLI exits 143."""
+    import psutil
+
+    from core.processes import stop_tree
+
+    argv = [sys.executable, "cli.py", "run", SMOKE, f"output_dir={tmp_path}", "wandb.mode=disabled",
+            "arms.sft.save_steps=2", "--stage", "train"]
+    proc = subprocess.Popen(argv, cwd=REPO, env=os.environ | {"YARN_FAULT": "hold:checkpoint-saved"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    tree = []
+    try:
+        held = next((line for line in proc.stderr if line.startswith("[fault] holding")), None)
+        assert held, "training never reached its first checkpoint"   # both ranks wait there
+        tree = psutil.Process(proc.pid).children(recursive=True)
+        ranks = [p for p in tree if any(a.startswith("--local_rank") for a in p.cmdline())]
+        assert len(ranks) == 2 and len(tree) > len(ranks)   # and the runner, DeepSpeed's launcher
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 128 + signal.SIGTERM
+        assert "stopped by signal SIGTERM" in err
+        assert not [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    finally:   # nothing left behind, whatever failed
+        if proc.poll() is None:
+            stop_tree(proc.pid, grace_s=5)
+        for p in tree:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.kill()

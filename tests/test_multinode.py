@@ -10,7 +10,6 @@ import yaml
 
 import cli
 from core.config import load_config
-from core.prepare import world_size
 from train.launch import command, launcher
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,7 +52,7 @@ def test_two_nodes_of_eight_gpus_show_the_exact_command_lines(tmp_path, hostfile
         "# sft", "# lora", "# evaluation on 16 ranks, when a record is still to compute"]
     assert all(f"PYTHONPATH={REPO}" in n and "WANDB_RUN_ID=smoke-" in n for n in notes[:2])
     # and the eval stage's launch, on the same ranks (eval/ranks.py)
-    assert notes[2].endswith(f"--hostfile {hostfile} --num_gpus 8 --master_port=29555 --module eval.ranks "
+    assert notes[2].endswith(f"--hostfile {hostfile} --num_gpus 8 --master_port 29555 --module eval.ranks "
                              f"--run-dir {run_dir} --split test --status {run_dir}/.eval-ranks-XXXX")
     assert not out.exists()   # nothing written: no run directory, no data, no checkpoints
 
@@ -67,7 +66,7 @@ def test_the_dry_run_prints_what_the_launcher_runs(tmp_path, hostfile, capsys):
     run_dir = tmp_path.resolve() / "smoke"
     assert _commands(capsys.readouterr().out) == [command(cfg, run_dir, job.name, 29555)
                                                   for job in cfg.jobs()]
-    assert world_size(cfg) == 16
+    assert cfg.deepspeed.world_size() == 16
 
 
 def test_a_sweep_dry_run_shows_every_points_commands(tmp_path, hostfile, capsys):
@@ -130,3 +129,18 @@ def test_prepare_splits_the_budget_over_every_node_of_the_hostfile(tmp_path, hos
     assert "batch_size" in err and "16 ranks" in err, err
     assert not (tmp_path / "runs" / "smoke" / "data").exists()
     assert cli.main(argv) == 0   # one node of 8: prepared
+
+
+def test_the_number_of_hosts_is_in_the_config_hash_but_not_the_hostfiles_path(tmp_path, hostfile):
+    """Two nodes run twice the ranks (other optimizer rounds), so another run directory, W&B ids and sweep
+    state; the same two hosts in another file (Slurm writes one per job), or one host, change nothing."""
+    def digest(*overrides: str) -> str:
+        return load_config(SMOKE, ["deepspeed.num_gpus=8", *overrides]).hash()
+
+    elsewhere, one = tmp_path / "hostfile-job-2", tmp_path / "one"
+    elsewhere.write_text("node-c slots=8\nnode-d slots=8\n")
+    one.write_text("node-a slots=8\n")
+    alone = digest()
+    assert digest(f"deepspeed.hostfile={hostfile}") != alone
+    assert digest(f"deepspeed.hostfile={hostfile}") == digest(f"deepspeed.hostfile={elsewhere}")
+    assert digest(f"deepspeed.hostfile={one}") == alone

@@ -28,8 +28,10 @@ def env():
 @pytest.fixture(scope="module")
 def experiment(tmp_path_factory, tiny_model):
     out = tmp_path_factory.mktemp("pretrain") / "runs"
-    proc = subprocess.run([sys.executable, "cli.py", "run", CONFIG, f"output_dir={out}"], cwd=REPO, env=env(),
-                          capture_output=True, text=True, timeout=1200)
+    # evaluation in process: on two ranks it is tests/test_eval_ranks.py's
+    proc = subprocess.run([sys.executable, "cli.py", "run", CONFIG, f"output_dir={out}",
+                           "eval.in_process=true"], cwd=REPO, env=env(), capture_output=True, text=True,
+                          timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return out / "pretrain-smoke"
 
@@ -192,7 +194,8 @@ def test_a_checkpoint_of_another_run_is_evaluated_with_its_training_cost(experim
     checkpoint = experiment / "checkpoints" / "cpt" / "model"
     cmd = [sys.executable, "cli.py", "run", CONFIG, f"output_dir={tmp_path}", "name=probe",
            "data.test_size=6", "tasks={knowledge: {sets: [facts], langs: [en, de]}}",
-           f"arms=[{{method: base}}, {{method: base, name: cpt, model: {checkpoint}}}]"]
+           f"arms=[{{method: base}}, {{method: base, name: cpt, model: {checkpoint}}}]",
+           "eval.in_process=true"]
     proc = subprocess.run(cmd, cwd=REPO, env=env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     records = {(r["arm"], r["tgt"]): r for r in read_jsonl(tmp_path / "probe" / "results.jsonl")}

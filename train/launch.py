@@ -11,7 +11,6 @@ import os
 import shlex
 import shutil
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,9 +19,9 @@ import torch
 from core import checkpoints
 from core.config import ExperimentConfig
 from core.jobs import Job
+from core.processes import run_tree
 from core.errors import StageFailed
 from core.io import sha256_file
-from core.prepare import hostfile_path, hosts
 from core.provenance import PROTOCOL, is_current, protocol_of
 from core.rundir import RunDir
 from core.tracking import wandb_env
@@ -43,16 +42,21 @@ def launcher() -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-m", "deepspeed.launcher.runner"]
 
 
-def command(cfg: ExperimentConfig, run_dir: Path, job: str, port: int) -> list[str]:
-    """The `deepspeed` command line of one job (run in the repository root; the hostfile's path made absolute,
-    as prepare checked it)."""
-    hostfile = ["--hostfile", str(hostfile_path(cfg))] if cfg.deepspeed.hostfile else []
+def launch_line(cfg: ExperimentConfig, port: int, program: list[str]) -> list[str]:
+    """`deepspeed` starting the config's ranks (run in the repository root; the hostfile's path made absolute,
+    as prepare checked it) on `program`: a script and its arguments, or --module and a module's."""
+    hostfile = ["--hostfile", str(cfg.deepspeed.hostfile_path())] if cfg.deepspeed.hostfile else []
     return [*launcher(), *hostfile, "--num_gpus", str(cfg.deepspeed.num_gpus), "--master_port", str(port),
-            str(REPO / "train" / "run.py"), "--run-dir", str(run_dir), "--job", job]
+            *program]
 
 
-def environment(cfg: ExperimentConfig, run_dir: Path, arm_name: str) -> dict[str, str]:
-    env = dict(os.environ) | wandb_env(cfg, run_dir, arm_name, "train")
+def command(cfg: ExperimentConfig, run_dir: Path, job: str, port: int) -> list[str]:
+    """The `deepspeed` command line of one training job."""
+    return launch_line(cfg, port, [str(REPO / "train" / "run.py"), "--run-dir", str(run_dir), "--job", job])
+
+
+def environment(cfg: ExperimentConfig, run_dir: Path, name: str, job_type: str = "train") -> dict[str, str]:
+    env = dict(os.environ) | wandb_env(cfg, run_dir, name, job_type)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     if not torch.cuda.is_available():
         # CPU ranks share the cores; oversubscribed threads make every rank slower.
@@ -63,10 +67,11 @@ def environment(cfg: ExperimentConfig, run_dir: Path, arm_name: str) -> dict[str
 def planned(cfg: ExperimentConfig, run_dir: Path, world: int) -> list[str]:
     """What `--dry-run` prints: per training job, the environment the launcher adds and the exact command line
     _launch would run. Reads the hostfile; runs, writes and loads nothing."""
-    nodes = hosts(cfg)
+    ds = cfg.deepspeed
+    nodes = ds.hosts()
     listed = ", ".join(f"{h} slots={n}" for h, n in nodes.items())
-    where = (f"{len(nodes)} hosts × {cfg.deepspeed.num_gpus} ({listed} in {hostfile_path(cfg)})" if nodes
-             else f"one node, {cfg.deepspeed.num_gpus} ranks")
+    where = (f"{len(nodes)} hosts × {ds.num_gpus} ({listed} in {ds.hostfile_path()})" if nodes
+             else f"one node, {ds.num_gpus} ranks")
     jobs = cfg.jobs()
     lines = [f"[dry-run] {cfg.name}: {len(jobs)} training job(s), {world} ranks: {where}; run directory "
              f"{run_dir}"]
@@ -139,11 +144,11 @@ def _launch(cfg: ExperimentConfig, run: RunDir, job: Job) -> None:
     cmd = command(cfg, run.root, job.name, port)
     print("[train] " + " ".join(cmd), flush=True)
     try:
-        proc = subprocess.run(cmd, env=environment(cfg, run.root, job.name), cwd=REPO)
+        code = run_tree(cmd, environment(cfg, run.root, job.name), REPO)
     finally:
         _remove_shared_buffers(port)
-    if proc.returncode != 0:
-        raise StageFailed(f"training {job.name!r} failed (exit {proc.returncode}); see the log above")
+    if code != 0:
+        raise StageFailed(f"training {job.name!r} failed (exit {code}); see the log above")
     if not run.complete(job.name):
         raise StageFailed(f"training {job.name!r} exited without a checked checkpoint; see the log above")
 

@@ -1,0 +1,93 @@
+"""A child command (the DeepSpeed launcher) that ends with this process: interrupted, or stopped by SIGTERM,
+the whole tree it started (its launcher process and every rank) is stopped too.
+
+DeepSpeed's runner forwards signals to its ranks only for multi-node (pdsh) launches: on one node a SIGTERM
+reaching the runner alone leaves `deepspeed.launcher.launch` and the ranks running, training or decoding for
+nobody after the run's lock is released. So the tree is taken while it runs (psutil, as DeepSpeed's own
+launcher stops its ranks), SIGTERM to every process of it at once, and SIGKILL to those still there after a
+grace period.
+"""
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+import psutil
+
+GRACE_S = 30.0   # a rank's SIGTERM handler writes its status; DeepSpeed's launcher waits on its ranks
+
+
+def run_tree(cmd: list[str], env: dict[str, str], cwd: Path, on_line: Callable[[str], None] | None = None
+             ) -> int:
+    """cmd's exit code. `on_line`: each line of its stdout (else it writes to this process's stdout and
+    stderr). Any exception here (KeyboardInterrupt, the SystemExit of `stop_on_sigterm`) stops the tree
+    first."""
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, text=True, errors="replace",
+                            stdout=subprocess.PIPE if on_line else None)
+    try:
+        if on_line:
+            for line in proc.stdout:
+                on_line(line)
+        return proc.wait()
+    except BaseException:
+        stop_tree(proc.pid)
+        proc.wait()
+        raise
+
+
+def stop_tree(pid: int, grace_s: float = GRACE_S) -> None:
+    """SIGTERM to a process and all its descendants, taken before any is signalled (a rank whose launcher
+    exits first is re-parented, out of reach); SIGKILL to those alive after grace_s."""
+    try:
+        root = psutil.Process(pid)
+        tree = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    for p in tree:
+        try:
+            p.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(tree, timeout=grace_s)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=5)
+
+
+class Stopped(SystemExit):
+    """SIGTERM reached the CLI: raised in its main thread so that `finally` blocks run (the run lock, the
+    launcher's tree, shared-memory buffers)."""
+
+    def __init__(self, signum: int):
+        super().__init__(128 + signum)
+        self.signum = signum
+
+
+@contextmanager
+def stop_on_sigterm() -> Iterator[None]:
+    """While inside: SIGTERM raises `Stopped` (exit code 143) instead of ending the process on the spot
+    (Python's default), where child processes would be left behind. Outside the main thread: nothing."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stopped(signum, _frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)   # a second one would cut the stopping short
+        print(f"[run] stopped by signal {signal.Signals(signum).name}: stopping the launcher and its ranks",
+              file=sys.stderr, flush=True)
+        raise Stopped(signum)
+
+    previous = signal.signal(signal.SIGTERM, stopped)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
