@@ -4,8 +4,9 @@
 
 Ours: the `sft` arm of a prepared run, started by the real `deepspeed` launcher (ZeRO-2, as the experiments),
 its tokens/s from the ledger. Baseline: `SFTTrainer` with TRL's defaults for prompt/completion data, no
-DeepSpeed, in a process of its own. Both count non-padding tokens over the time of `trainer.train()` (model
-loading and process start are not timed). Target (issue 4): ours / plain >= 0.95.
+DeepSpeed, in float32 as ours (TRL's own default is bf16 autocast), in a process of its own. Both count
+non-padding tokens over the time of `trainer.train()` (model loading and process start are not timed).
+Target (issue 4): ours / plain >= 0.95.
 """
 from __future__ import annotations
 
@@ -30,7 +31,9 @@ def plain_trl(run_dir: Path, model_path: str, batch_size: int, out: Path) -> Non
 
     rows = [json.loads(line) for line in open(run_dir / "data" / "train.jsonl", encoding="utf-8")]
     data = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
-    args = SFTConfig(output_dir=str(out / "plain"), per_device_train_batch_size=batch_size,
+    # float32 as ours (the demo's model.dtype): TRL's default is bf16 autocast even on a CPU, where this
+    # machine's bf16 GEMMs run on a slow fallback (~10x slower a step: measured, not a fair baseline)
+    args = SFTConfig(output_dir=str(out / "plain"), per_device_train_batch_size=batch_size, bf16=False,
                      num_train_epochs=1, learning_rate=5e-5, logging_steps=5, save_strategy="no",
                      report_to=[], seed=0, use_cpu=True, include_num_input_tokens_seen="non_padding",
                      max_length=256)
