@@ -548,8 +548,8 @@ def no_compute(monkeypatch):
     import eval.run
     import core.models
 
-    monkeypatch.setattr("train.launch.subprocess.run",
-                        sentinel("train.launch.subprocess.run (the DeepSpeed launch)"))
+    monkeypatch.setattr("train.launch.run_tree", sentinel("train.launch.run_tree (the DeepSpeed launch)"))
+    monkeypatch.setattr("eval.ranks.run_tree", sentinel("eval.ranks.run_tree (evaluation ranks)"))
     monkeypatch.setattr(eval.run.Evaluator, "run", sentinel("eval.run.Evaluator.run"))
     monkeypatch.setattr(core.models, "load_model", sentinel("core.models.load_model"))
     monkeypatch.setattr(eval.run, "load_model", sentinel("core.models.load_model (eval.run)"))
