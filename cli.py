@@ -220,6 +220,10 @@ def main(argv=None) -> int:
     except (UserError, StageFailed) as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
+    except KeyboardInterrupt:   # the launcher and its ranks are stopped by then (core/processes.py)
+        print("[run] interrupted: stopped with the launcher and its ranks; the same command resumes",
+              file=sys.stderr)
+        return 130
     except OSError as e:
         if e.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise

@@ -82,6 +82,16 @@ class DeepSpeedSpec(Strict):
                                        description="default: a free port, so runs side by side don't collide")
     hostfile: Optional[str] = Field(
         None, description="DeepSpeed hostfile for multi-node runs (e.g. written by Slurm)")
+    nodes: Optional[int] = Field(
+        None, ge=1, description="the hostfile's hosts, written by prepare into the run's config.yaml: the "
+        "run's hash counts them when that hostfile (Slurm writes one per job) is gone; unset: read from the "
+        "hostfile")
+
+    @model_validator(mode="after")
+    def _nodes_of_a_hostfile(self) -> "DeepSpeedSpec":
+        if self.nodes is not None and not self.hostfile:
+            raise ValueError("nodes counts the hosts of deepspeed.hostfile, and no hostfile is set")
+        return self
 
     def path(self) -> Path:
         """Relative DeepSpeed config paths are relative to the repository root."""
@@ -118,10 +128,23 @@ class DeepSpeedSpec(Strict):
             raise UserError(f"deepspeed.hostfile: {path}: no 'HOST slots=N' line")
         return found
 
+    def node_count(self) -> int:
+        """Hosts the ranks run on: the hostfile's (checked against `nodes` when both are there), else the
+        recorded `nodes` of a run whose hostfile is gone; 1 without a hostfile."""
+        if not self.hostfile:
+            return 1
+        if self.nodes is not None and not self.hostfile_path().is_file():
+            return self.nodes
+        listed = len(self.hosts())
+        if self.nodes is not None and self.nodes != listed:
+            raise UserError(f"deepspeed.hostfile: {self.hostfile_path()} lists {listed} hosts, but the run "
+                            f"was prepared for deepspeed.nodes={self.nodes}")
+        return listed
+
     def world_size(self) -> int:
         """Training (and evaluation) ranks: num_gpus on each node. With a hostfile, DeepSpeed's runner (0.19)
         starts --num_gpus ranks on every one of its hosts, whatever their slots."""
-        return max(len(self.hosts()), 1) * self.num_gpus
+        return self.node_count() * self.num_gpus
 
 
 class CometSpec(Strict):
@@ -352,9 +375,9 @@ class ExperimentConfig(Strict):
         multiplies the ranks (so the optimizer rounds a budget makes): hashed when over one, which keeps one
         node's hash."""
         d = without_new_defaults(self, self.model_dump(mode="json", exclude_none=True, exclude={
-            "output_dir": True, "wandb": True, "report": True, "deepspeed": {"master_port", "hostfile"},
-            "eval": {"in_process"}}))
-        if (nodes := len(self.deepspeed.hosts())) > 1:
+            "output_dir": True, "wandb": True, "report": True,
+            "deepspeed": {"master_port", "hostfile", "nodes"}, "eval": {"in_process"}}))
+        if (nodes := self.deepspeed.node_count()) > 1:
             d["deepspeed"]["nodes"] = nodes
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -561,4 +584,6 @@ def dump_config(cfg: ExperimentConfig) -> str:
     # a task the config does not use is left out: a plugin task registered in this process (its key, null)
     # would otherwise be written, and a process without the plugin (a DeepSpeed rank) would refuse the file
     tree["tasks"] = {name: spec for name, spec in tree["tasks"].items() if spec is not None}
+    if cfg.deepspeed.hostfile:   # the hash counts the hosts, also once this job's hostfile is gone
+        tree["deepspeed"]["nodes"] = cfg.deepspeed.node_count()
     return yaml.safe_dump(tree, sort_keys=False, allow_unicode=True)

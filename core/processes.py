@@ -1,5 +1,5 @@
-"""A child command (the DeepSpeed launcher) that ends with this process: interrupted, or stopped by SIGTERM,
-the whole tree it started (its launcher process and every rank) is stopped too.
+"""A child command (the DeepSpeed launcher) that ends with this process: interrupted (Ctrl-C), or stopped by
+SIGTERM, the whole tree it started (its launcher process and every rank) is stopped too.
 
 DeepSpeed's runner forwards signals to its ranks only for multi-node (pdsh) launches: on one node a SIGTERM
 reaching the runner alone leaves `deepspeed.launcher.launch` and the ranks running, training or decoding for
@@ -34,9 +34,26 @@ def run_tree(cmd: list[str], env: dict[str, str], cwd: Path, on_line: Callable[[
                 on_line(line)
         return proc.wait()
     except BaseException:
-        stop_tree(proc.pid)
-        proc.wait()
+        with _uninterrupted():   # a second Ctrl-C or SIGTERM must not cut the stopping short
+            stop_tree(proc.pid)
+            proc.wait()
         raise
+
+
+@contextmanager
+def _uninterrupted() -> Iterator[None]:
+    """SIGINT and SIGTERM ignored while inside (in the main thread, where Python runs signal handlers)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def stop_tree(pid: int, grace_s: float = GRACE_S) -> None:
@@ -81,8 +98,8 @@ def stop_on_sigterm() -> Iterator[None]:
         return
 
     def stopped(signum, _frame):
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)   # a second one would cut the stopping short
-        print(f"[run] stopped by signal {signal.Signals(signum).name}: stopping the launcher and its ranks",
+        name = signal.Signals(signum).name
+        print(f"[run] stopped by signal {name} (a launcher and its ranks with it); the same command resumes",
               file=sys.stderr, flush=True)
         raise Stopped(signum)
 

@@ -250,16 +250,21 @@ def test_written_files_respect_the_umask(tmp_path):
     assert (tmp_path / "private.json").stat().st_mode & 0o777 == 0o600
 
 
-def test_sigterm_to_the_cli_stops_the_launcher_and_its_ranks(tmp_path):
+@pytest.mark.parametrize("signum, ranks, code, said", [
+    (signal.SIGTERM, 2, 143, "stopped by signal SIGTERM"),
+    (signal.SIGINT, 1, 130, "[run] interrupted"),   # Ctrl-C, here to the CLI alone: its ranks never see it
+])
+def test_a_signal_to_the_cli_stops_the_launcher_and_its_ranks(tmp_path, signum, ranks, code, said):
     """`kill PID` or Slurm's scancel reach the CLI with SIGTERM. Python's default ended it on the spot and
     left DeepSpeed's launcher and both training ranks running after the run's lock was released (the runner
-    forwards signals only for multi-node launches); now the whole tree is stopped and the CLI exits 143."""
+    forwards signals only for multi-node launches); now the whole tree is stopped and the CLI exits 143
+    (130 after Ctrl-C), with one line."""
     import psutil
 
     from core.processes import stop_tree
 
     argv = [sys.executable, "cli.py", "run", SMOKE, f"output_dir={tmp_path}", "wandb.mode=disabled",
-            "arms.sft.save_steps=2", "--stage", "train"]
+            "arms.sft.save_steps=2", f"deepspeed.num_gpus={ranks}", "--stage", "train"]
     proc = subprocess.Popen(argv, cwd=REPO, env=os.environ | {"YARN_FAULT": "hold:checkpoint-saved"},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     tree = []
@@ -267,12 +272,11 @@ def test_sigterm_to_the_cli_stops_the_launcher_and_its_ranks(tmp_path):
         held = next((line for line in proc.stderr if line.startswith("[fault] holding")), None)
         assert held, "training never reached its first checkpoint"   # both ranks wait there
         tree = psutil.Process(proc.pid).children(recursive=True)
-        ranks = [p for p in tree if any(a.startswith("--local_rank") for a in p.cmdline())]
-        assert len(ranks) == 2 and len(tree) > len(ranks)   # and the runner, DeepSpeed's launcher
-        proc.send_signal(signal.SIGTERM)
+        started = [p for p in tree if any(a.startswith("--local_rank") for a in p.cmdline())]
+        assert len(started) == ranks and len(tree) > ranks   # and the runner, DeepSpeed's launcher
+        proc.send_signal(signum)
         _, err = proc.communicate(timeout=120)
-        assert proc.returncode == 128 + signal.SIGTERM
-        assert "stopped by signal SIGTERM" in err
+        assert proc.returncode == code and said in err and "Traceback" not in err
         assert not [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     finally:   # nothing left behind, whatever failed
         if proc.poll() is None:

@@ -144,3 +144,25 @@ def test_the_number_of_hosts_is_in_the_config_hash_but_not_the_hostfiles_path(tm
     assert digest(f"deepspeed.hostfile={hostfile}") != alone
     assert digest(f"deepspeed.hostfile={hostfile}") == digest(f"deepspeed.hostfile={elsewhere}")
     assert digest(f"deepspeed.hostfile={one}") == alone
+
+
+def test_a_run_resumes_under_the_next_jobs_hostfile_once_its_own_is_gone(tmp_path, tiny_model, capsys):
+    """Slurm writes a hostfile per job: the run directory's config.yaml names the first job's, deleted by the
+    time the second job resumes the run. Prepare records the hosts' number (deepspeed.nodes), so the saved
+    config's hash is still computed, equal for two hosts, different for three."""
+    first, second, third = (tmp_path / f"hostfile-{job}" for job in (101, 102, 103))
+    first.write_text("node-a slots=8\nnode-b slots=8\n")
+    second.write_text("node-c slots=8\nnode-d slots=8\n")
+    third.write_text("node-c slots=8\nnode-d slots=8\nnode-e slots=8\n")
+    argv = ["run", SMOKE, f"output_dir={tmp_path}/runs", "data.test_size=4", "deepspeed.num_gpus=1",
+            "wandb.mode=disabled", "--stage", "prepare"]
+    assert cli.main([*argv, f"deepspeed.hostfile={first}"]) == 0
+    saved = tmp_path / "runs" / "smoke" / "config.yaml"
+    assert yaml.safe_load(saved.read_text())["deepspeed"]["nodes"] == 2
+    first.unlink()
+    assert load_config(saved).hash() == load_config(SMOKE, ["data.test_size=4", "deepspeed.num_gpus=1",
+                                                            f"deepspeed.hostfile={second}"]).hash()
+    assert cli.main([*argv, f"deepspeed.hostfile={second}"]) == 0
+    capsys.readouterr()
+    assert cli.main([*argv, f"deepspeed.hostfile={third}"]) == 2
+    assert "holds a run of a different config" in capsys.readouterr().err
