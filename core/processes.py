@@ -12,6 +12,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
@@ -43,8 +44,6 @@ def run_tree(cmd: list[str], env: dict[str, str], cwd: Path, on_line: Callable[[
 @contextmanager
 def _uninterrupted() -> Iterator[None]:
     """SIGINT and SIGTERM ignored while inside (in the main thread, where Python runs signal handlers)."""
-    import threading
-
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -91,8 +90,6 @@ class Stopped(SystemExit):
 def stop_on_sigterm() -> Iterator[None]:
     """While inside: SIGTERM raises `Stopped` (exit code 143) instead of ending the process on the spot
     (Python's default), where child processes would be left behind. Outside the main thread: nothing."""
-    import threading
-
     if threading.current_thread() is not threading.main_thread():
         yield
         return
