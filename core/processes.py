@@ -55,9 +55,10 @@ def _uninterrupted() -> Iterator[None]:
             signal.signal(s, handler)
 
 
-def stop_tree(pid: int, grace_s: float = GRACE_S) -> None:
+def stop_tree(pid: int, grace_s: float | None = None) -> None:
     """SIGTERM to a process and all its descendants, taken before any is signalled (a rank whose launcher
-    exits first is re-parented, out of reach); SIGKILL to those alive after grace_s."""
+    exits first is re-parented, out of reach); SIGKILL to those alive after grace_s (default GRACE_S)."""
+    grace_s = GRACE_S if grace_s is None else grace_s
     try:
         root = psutil.Process(pid)
         tree = [root, *root.children(recursive=True)]

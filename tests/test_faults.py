@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -250,21 +251,17 @@ def test_written_files_respect_the_umask(tmp_path):
     assert (tmp_path / "private.json").stat().st_mode & 0o777 == 0o600
 
 
-@pytest.mark.parametrize("signum, ranks, code, said", [
-    (signal.SIGTERM, 2, 143, "stopped by signal SIGTERM"),
-    (signal.SIGINT, 1, 130, "[run] interrupted"),   # Ctrl-C, here to the CLI alone: its ranks never see it
-])
-def test_a_signal_to_the_cli_stops_the_launcher_and_its_ranks(tmp_path, signum, ranks, code, said):
+def test_sigterm_to_the_cli_stops_the_launcher_and_its_ranks(tmp_path):
     """`kill PID` or Slurm's scancel reach the CLI with SIGTERM. Python's default ended it on the spot and
     left DeepSpeed's launcher and both training ranks running after the run's lock was released (the runner
-    forwards signals only for multi-node launches); now the whole tree is stopped and the CLI exits 143
-    (130 after Ctrl-C), with one line."""
+    forwards signals only for multi-node launches); now the whole tree is stopped and the CLI exits 143, with
+    one line."""
     import psutil
 
     from core.processes import stop_tree
 
     argv = [sys.executable, "cli.py", "run", SMOKE, f"output_dir={tmp_path}", "wandb.mode=disabled",
-            "arms.sft.save_steps=2", f"deepspeed.num_gpus={ranks}", "--stage", "train"]
+            "arms.sft.save_steps=2", "--stage", "train"]
     proc = subprocess.Popen(argv, cwd=REPO, env=os.environ | {"YARN_FAULT": "hold:checkpoint-saved"},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     tree = []
@@ -272,15 +269,56 @@ def test_a_signal_to_the_cli_stops_the_launcher_and_its_ranks(tmp_path, signum, 
         held = next((line for line in proc.stderr if line.startswith("[fault] holding")), None)
         assert held, "training never reached its first checkpoint"   # both ranks wait there
         tree = psutil.Process(proc.pid).children(recursive=True)
-        started = [p for p in tree if any(a.startswith("--local_rank") for a in p.cmdline())]
-        assert len(started) == ranks and len(tree) > ranks   # and the runner, DeepSpeed's launcher
-        proc.send_signal(signum)
+        ranks = [p for p in tree if any(a.startswith("--local_rank") for a in p.cmdline())]
+        assert len(ranks) == 2 and len(tree) > len(ranks)   # and the runner, DeepSpeed's launcher
+        proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=120)
-        assert proc.returncode == code and said in err and "Traceback" not in err
+        assert proc.returncode == 143 and "stopped by signal SIGTERM" in err and "Traceback" not in err
         assert not [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     finally:   # nothing left behind, whatever failed
         if proc.poll() is None:
             stop_tree(proc.pid, grace_s=5)
         for p in tree:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.kill()
+
+
+def test_ctrl_c_in_the_cli_is_one_line_and_exit_130(tmp_path):
+    """Held while prepare writes (in the CLI's own process), then Ctrl-C: one line, no traceback."""
+    argv = [sys.executable, "cli.py", "run", SMOKE, f"output_dir={tmp_path}", "wandb.mode=disabled",
+            "--stage", "prepare"]
+    proc = subprocess.Popen(argv, cwd=REPO, env=os.environ | {"YARN_FAULT": "hold:written=manifest.json"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert next((line for line in proc.stderr if line.startswith("[fault] holding")), None)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "[run] interrupted" in err and "Traceback" not in err
+
+
+def test_an_interrupted_launch_kills_what_ignores_sigterm_even_when_interrupted_again(tmp_path):
+    """run_tree under Ctrl-C, twice in a row: the child and grandchild ignore SIGTERM, so they are killed
+    after the grace period; the second Ctrl-C does not cut the stopping short (it did: both lived on)."""
+    import psutil
+
+    ignoring = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
+    child = ("import subprocess, sys, time, signal; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+             f"p = subprocess.Popen([sys.executable, '-c', {ignoring!r}]); print(p.pid, flush=True); "
+             "time.sleep(600)")
+    driver = ("import sys, core.processes as cp; cp.GRACE_S = 2; "
+              f"cp.run_tree([sys.executable, '-c', {child!r}], None, '.', "
+              "on_line=lambda line: print(line, end='', flush=True))")
+    proc = subprocess.Popen([sys.executable, "-c", driver], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    grandchild = psutil.Process(int(proc.stdout.readline()))
+    child = grandchild.parent()
+    try:
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)   # during the grace period
+        proc.wait(timeout=30)
+        gone, alive = psutil.wait_procs([child, grandchild], timeout=5)
+        assert not alive
+    finally:
+        for p in (child, grandchild):
             with contextlib.suppress(psutil.NoSuchProcess):
                 p.kill()

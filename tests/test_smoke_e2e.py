@@ -38,10 +38,10 @@ def test_training_ran_under_the_deepspeed_launcher_with_two_ranks(smoke):
 
 def test_deepspeed_shared_memory_is_given_back(smoke):
     """DeepSpeed's CPU all-reduce buffers (64 MiB a rank in /dev/shm, i.e. RAM) are removed when a job
-    ends."""
+    (or the evaluation ranks' launch) ends."""
     _, first, _, _ = smoke
     ports = re.findall(r"--master_port (\d+)", first.stdout)
-    assert len(ports) == 2   # sft and lora
+    assert len(ports) == 3   # sft, lora and the evaluation ranks
     left = [p for port in ports for p in Path("/dev/shm").glob(f"deepspeed_allreduce_buffer_*_{port}_*")]
     assert not left, left
 
