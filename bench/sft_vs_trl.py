@@ -32,7 +32,7 @@ def plain_trl(run_dir: Path, model_path: str, batch_size: int, out: Path) -> Non
     rows = [json.loads(line) for line in open(run_dir / "data" / "train.jsonl", encoding="utf-8")]
     data = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
     # float32 as ours (the demo's model.dtype): TRL's default is bf16 autocast even on a CPU, where this
-    # machine's bf16 GEMMs run on a slow fallback (~10x slower a step: measured, not a fair baseline)
+    # machine's bf16 GEMMs run on a slow fallback (~8x slower a step: measured, not a fair baseline)
     args = SFTConfig(output_dir=str(out / "plain"), per_device_train_batch_size=batch_size, bf16=False,
                      num_train_epochs=1, learning_rate=5e-5, logging_steps=5, save_strategy="no",
                      report_to=[], seed=0, use_cpu=True, include_num_input_tokens_seen="non_padding",
