@@ -165,11 +165,12 @@ def check_kernels(cfg: ExperimentConfig) -> None:
     """model.attention: flash_attention_2 and an arm's use_liger_kernel need their package and a GPU: said
     now, in one line naming the field, not as a traceback from inside DeepSpeed after the model loaded."""
     if cfg.model.attention == "flash_attention_2":
-        # flash-attn computes in bf16/fp16 only: transformers merely warns, and the first forward fails
-        fp32 = "float32" if cfg.model.dtype == "float32" else None
-        if not fp32 and (why := _unusable("flash_attn", "flash-attn")):
+        # flash-attn computes in bf16/fp16 only: transformers merely warns, and the first forward fails. A
+        # float32 the config pins is refused on any machine; else a missing package is named first
+        pinned_fp32 = cfg.model.dtype == "float32"
+        if not pinned_fp32 and (why := _unusable("flash_attn", "flash-attn")):
             raise UserError(f"model.attention: flash_attention_2 {why}; use sdpa or auto")
-        if fp32 or torch_dtype(cfg.model.dtype) == torch.float32:
+        if pinned_fp32 or torch_dtype(cfg.model.dtype) == torch.float32:
             raise UserError(f"model.attention: flash_attention_2 computes in bfloat16 or float16, and "
                             f"model.dtype {cfg.model.dtype} is float32 here; set model.dtype: bfloat16, or "
                             "use sdpa")

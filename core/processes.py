@@ -78,19 +78,11 @@ def stop_tree(pid: int, grace_s: float | None = None) -> None:
     psutil.wait_procs(alive, timeout=5)
 
 
-class Stopped(SystemExit):
-    """SIGTERM reached the CLI: raised in its main thread so that `finally` blocks run (the run lock, the
-    launcher's tree, shared-memory buffers)."""
-
-    def __init__(self, signum: int):
-        super().__init__(128 + signum)
-        self.signum = signum
-
-
 @contextmanager
 def stop_on_sigterm() -> Iterator[None]:
-    """While inside: SIGTERM raises `Stopped` (exit code 143) instead of ending the process on the spot
-    (Python's default), where child processes would be left behind. Outside the main thread: nothing."""
+    """While inside: SIGTERM raises SystemExit(143) in the main thread instead of ending the process on the
+    spot (Python's default), so that `finally` blocks run (the run's lock, the launcher's tree, shared-memory
+    buffers) and no child process is left behind. Outside the main thread: nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -99,7 +91,7 @@ def stop_on_sigterm() -> Iterator[None]:
         name = signal.Signals(signum).name
         print(f"[run] stopped by signal {name} (a launcher and its ranks with it); the same command resumes",
               file=sys.stderr, flush=True)
-        raise Stopped(signum)
+        raise SystemExit(128 + signum)
 
     previous = signal.signal(signal.SIGTERM, stopped)
     try:

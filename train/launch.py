@@ -18,10 +18,10 @@ import torch
 
 from core import checkpoints
 from core.config import ExperimentConfig
-from core.jobs import Job
-from core.processes import run_tree
 from core.errors import StageFailed
 from core.io import sha256_file
+from core.jobs import Job
+from core.processes import run_tree
 from core.provenance import PROTOCOL, is_current, protocol_of
 from core.rundir import RunDir
 from core.tracking import wandb_env
